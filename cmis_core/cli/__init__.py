@@ -1,0 +1,119 @@
+"""The `cmis` command line: a click group whose commands load lazily.
+
+Every command follows one exit-code contract (:class:`cmis_core.errors.ExitCode`): a
+:class:`~cmis_core.errors.CmisError` prints as one line (``error: ...``, then a ``hint:``
+when there is one) and exits with its code; anything else is a bug: exit 70, with the
+traceback only under ``--debug`` (or ``CMIS_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from cmis_core.errors import CmisError, ExitCode
+
+# name -> "module:attribute"; modules are imported only when their command runs.
+COMMANDS: dict[str, str] = {
+    "plugins": "cmis_core.cli.plugins:plugins",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is used."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, envvar="CMIS_DEBUG", help="Show tracebacks.")
+@click.version_option(package_name="cmis-core", prog_name="cmis")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """cmis: connect ad platforms and keep their data in your own database."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    from cmis_core.logs import configure_logging
+
+    configure_logging()
+
+
+def _register_plugin_commands() -> None:
+    from cmis_core.factory import get_registry
+
+    registry = get_registry()
+    for impl in registry.pm.hook.cmis_register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # one broken plugin must not take the CLI down
+            click.echo(f"warning: plugin {impl.plugin_name} failed to add commands: {exc}", err=True)
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("CMIS_DEBUG", "") in ("1", "true", "yes")
+
+
+def report_error(exc: CmisError) -> None:
+    """Print a CmisError as the CLI does: one line, then the hint."""
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (never raises, except under --debug)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    try:
+        try:
+            _register_plugin_commands()
+        except CmisError:
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"warning: plugins could not be loaded: {exc}", err=True)
+        result = cli.main(args=args, prog_name="cmis", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return int(ExitCode.PARTIAL)
+    except CmisError as exc:
+        if debug:
+            raise
+        report_error(exc)
+        return int(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: this is a bug; run again with --debug for the traceback", err=True)
+        return int(ExitCode.SOFTWARE)
+    if isinstance(result, int):
+        return result
+    return int(ExitCode.OK)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

@@ -1,0 +1,196 @@
+"""The shapes of the objects plugins return from the capability hooks.
+
+The hooks (``hookspecs.py``) only say *which* objects a plugin offers; these protocols say
+what those objects do. The core calls them directly, never through pluggy, so a call's
+signature can grow keyword arguments without touching the hooks. I/O methods are async and
+receive a :class:`~cmis_core.types.PlatformContext` carrying the shared HTTP client:
+plugins never build their own client.
+
+Base classes that implement most of a protocol for the common cases live in
+``cmis_core.auth`` (OAuth 2, OAuth 1.0a), ``cmis_core.webhooks`` (HMAC verifiers) and
+``cmis_core.sync`` (paged streams).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from cmis_core.types import (
+    AuthorizationRequest,
+    EntityKind,
+    Identity,
+    PlatformContext,
+    TokenSet,
+    WebhookEvent,
+    WebhookRequest,
+    WebhookResponse,
+)
+
+if TYPE_CHECKING:
+    from cmis_core.settings import PlatformSettings
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@runtime_checkable
+class AuthProvider(Protocol):
+    """Connects an organisation to a platform and keeps its tokens fresh.
+
+    ``flow`` is ``"oauth2"`` or ``"oauth1"``. OAuth 2 with PKCE keeps the code verifier in
+    :attr:`AuthorizationRequest.verifier`; OAuth 1.0a keeps the request-token secret there.
+    Meta's long-lived exchange happens inside ``complete`` (and ``refresh`` re-exchanges).
+
+    Errors: a grant the platform refuses (``invalid_grant``, revoked, expired beyond
+    exchange) raises :class:`~cmis_core.errors.ReauthRequired`; a failure that may pass
+    (5xx, 429, timeout) raises :class:`~cmis_core.errors.Transient` or
+    :class:`~cmis_core.errors.RateLimited`. Nothing else is retried.
+    """
+
+    platform: str
+    flow: str
+
+    async def begin(
+        self,
+        ctx: PlatformContext,
+        *,
+        redirect_uri: str,
+        state: str,
+        scopes: tuple[str, ...],
+    ) -> AuthorizationRequest:
+        """Build the URL to send the user to (fetching a request token first for OAuth 1.0a)."""
+        ...
+
+    async def complete(
+        self,
+        ctx: PlatformContext,
+        *,
+        params: Mapping[str, str],
+        request: AuthorizationRequest,
+        redirect_uri: str,
+    ) -> TokenSet:
+        """Exchange the callback's ``params`` (code, oauth_verifier, ...) for tokens."""
+        ...
+
+    async def refresh(self, ctx: PlatformContext, tokens: TokenSet) -> TokenSet:
+        """New tokens from ``tokens``; keep a rotated refresh token if the platform sends one."""
+        ...
+
+    async def identify(self, ctx: PlatformContext, tokens: TokenSet) -> Identity:
+        """Who the tokens belong to, their scopes and expiry; validates a pasted token."""
+        ...
+
+    async def revoke(self, ctx: PlatformContext, tokens: TokenSet) -> bool:
+        """Revoke at the platform; ``False`` when the platform offers no revocation."""
+        ...
+
+
+@runtime_checkable
+class WebhookVerifier(Protocol):
+    """Accepts a platform's webhook deliveries: handshake, signature, parsing.
+
+    ``verify`` runs over the raw bytes with a constant-time compare and raises
+    :class:`~cmis_core.errors.SignatureInvalid` (or another
+    :class:`~cmis_core.errors.WebhookRejected`) when the delivery is not genuine.
+    """
+
+    platform: str
+
+    def handshake(
+        self, request: WebhookRequest, settings: PlatformSettings
+    ) -> WebhookResponse | None:
+        """Answer a subscription handshake (challenge, CRC), or ``None`` if this is none."""
+        ...
+
+    def verify(self, request: WebhookRequest, settings: PlatformSettings) -> None:
+        """Raise unless ``request`` was signed by the platform."""
+        ...
+
+    def dedupe_key(self, request: WebhookRequest) -> str:
+        """A key equal for redeliveries of the same delivery (an id, else a body hash)."""
+        ...
+
+    def parse(self, body: bytes) -> list[WebhookEvent]:
+        """The events in a stored delivery; raise ``WebhookRejected`` if it is malformed."""
+        ...
+
+    def mask(self, body: bytes) -> bytes:
+        """The body to store: secrets the platform puts in it (``google_key``) masked."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class Partition:
+    """A unit of sync work whose rows and new state commit together.
+
+    ``key`` is stable across runs (``act_1:2026-11-01..2026-11-07``); ``params`` are what
+    the stream needs to read it (date range, watermark, parent id).
+    """
+
+    key: str
+    account_id: str | None = None
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Page:
+    """One page of mapped records, as the stream yields them."""
+
+    records: list[Mapping[str, Any]] = attrs.field(repr=lambda v: f"<{len(v)} records>")
+
+
+@runtime_checkable
+class Stream(Protocol):
+    """One kind of record a platform syncs (campaigns, daily ad metrics, leads, ...).
+
+    ``entity`` is the common-model table it fills; ``parent`` the stream whose records fan
+    out to this one (``"ad_accounts"``), or ``None``. ``partitions`` splits the work given
+    the stream's stored state; ``read`` yields pages of records already mapped onto the
+    common model (money in integer micros), following the platform's paging to the end.
+    """
+
+    platform: str
+    name: str
+    entity: EntityKind
+    parent: str | None
+
+    def partitions(
+        self, ctx: PlatformContext, *, account: Mapping[str, Any] | None, state: Mapping[str, Any]
+    ) -> Iterable[Partition]:
+        """The partitions to read now, given what ``state`` says is done."""
+        ...
+
+    def read(self, ctx: PlatformContext, partition: Partition) -> AsyncIterator[Page]:
+        """Every page of ``partition``, mapped; ends when the platform says there is no more."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class SandboxOptions:
+    """How to build a sandbox: data size and seed, token lifetime, rate limits, latency."""
+
+    seed: int = 1
+    size: str = "small"
+    token_ttl: int = 3600
+    rate_limit: bool = True
+    latency_ms: int = 0
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Sandbox:
+    """A fake of a platform's API as an ASGI app, served on loopback by the core.
+
+    ``app`` builds the app; ``env`` gives the settings that point the plugin at a sandbox
+    served at ``base_url`` (``CMIS_<P>_API_URL`` and friends, client id and secret).
+    """
+
+    platform: str
+    app: Callable[[SandboxOptions], ASGIApp] = attrs.field(eq=False)
+    env: Callable[[str], dict[str, str]] = attrs.field(eq=False)
+    description: str = ""
