@@ -18,6 +18,7 @@ from cmis_core.testing.sandbox.data import (
     pick,
     preset,
     rng_for,
+    select_fields,
 )
 from cmis_core.testing.sandbox.faults import Fault, FaultPlan
 from cmis_core.testing.sandbox.limits import RateLimiter
@@ -88,6 +89,7 @@ __all__ = [
     "read_int",
     "rng_for",
     "s256",
+    "select_fields",
 ]
 
 

@@ -91,3 +91,13 @@ def pick(rng: random.Random, weighted: Mapping[str, float]) -> str:
 def count_of(tables: Mapping[str, Sequence[Any]]) -> dict[str, int]:
     """``{name: len(table)}``: the ground truth ``/_sandbox/expected`` reports."""
     return {name: len(table) for name, table in tables.items()}
+
+
+def select_fields(
+    record: Mapping[str, Any], fields: str | None, *, always: tuple[str, ...] = ("id",)
+) -> dict[str, Any]:
+    """Meta-style ``fields=a,b``: only those keys (plus ``always``); every key when ``None``."""
+    if not fields:
+        return dict(record)
+    wanted = {f.strip() for f in fields.split(",") if f.strip()} | set(always)
+    return {k: v for k, v in record.items() if k in wanted}
