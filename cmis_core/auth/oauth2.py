@@ -71,8 +71,8 @@ class BearerAuth(httpx2.Auth):
 class OAuth2Provider:
     """An :class:`~cmis_core.contract.AuthProvider` for OAuth 2 authorization-code platforms."""
 
-    platform: ClassVar[str]
-    flow: ClassVar[str] = "oauth2"
+    platform: str
+    flow: str = "oauth2"
     authorize_path: ClassVar[str] = "/oauth/authorize"
     token_path: ClassVar[str] = "/oauth/token"
     revoke_path: ClassVar[str | None] = None

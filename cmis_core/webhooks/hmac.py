@@ -128,7 +128,7 @@ class HmacVerifier:
     when the platform needs it.
     """
 
-    platform: ClassVar[str]
+    platform: str
     scheme: ClassVar[HmacScheme] = HmacScheme()
     signature_header: ClassVar[str]
     timestamp_header: ClassVar[str | None] = None

@@ -26,6 +26,19 @@ API_VERSION = "v1"
 TOKEN_CODES = frozenset({"token_missing", "token_invalid", "token_expired", "token_revoked"})
 
 
+CAPABILITIES: frozenset[Capability] = frozenset(
+    {
+        Capability.OAUTH2,
+        Capability.OAUTH2_PKCE,
+        Capability.REFRESH,
+        Capability.REVOKE,
+        Capability.WEBHOOKS,
+        Capability.SYNC,
+        Capability.SANDBOX,
+    }
+)
+
+
 def platform() -> Platform:
     """The ``example`` platform record."""
     return Platform(
@@ -36,15 +49,7 @@ def platform() -> Platform:
         auth_url="https://www.example.com",
         token_url="https://api.example.com",
         scopes=("ads.read", "ads.manage"),
-        capabilities={
-            Capability.OAUTH2,
-            Capability.OAUTH2_PKCE,
-            Capability.REFRESH,
-            Capability.REVOKE,
-            Capability.WEBHOOKS,
-            Capability.SYNC,
-            Capability.SANDBOX,
-        },
+        capabilities=CAPABILITIES,  # type: ignore[arg-type]  # attrs converter=frozenset typing
         rate_limit=RateLimitPolicy(calls_per_second=20, burst=100, slow_down_at=0.75),
         classify=classify,
         usage=usage,

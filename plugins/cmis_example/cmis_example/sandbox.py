@@ -1,7 +1,7 @@
 """A fake of the Example Ads API, built with the core's sandbox toolkit.
 
 It holds deterministic data for ``options.seed`` and ``options.size`` (small: 2 accounts,
-60 campaigns, 120 ad groups, 240 ads, 28 days of ad metrics), built lazily. Routes:
+60 campaigns, 60 ad groups, 120 ads, 28 days of ad metrics), built lazily. Routes:
 
 - ``GET  /oauth/authorize``, ``POST /oauth/token``, ``POST /oauth/revoke`` (the toolkit's
   OAuth server: PKCE S256, rotating refresh tokens, client auth by HTTP Basic or body)
@@ -62,7 +62,7 @@ class Size:
 
 
 SIZES = {
-    "small": Size(2, 30, 2, 2),
+    "small": Size(2, 30, 1, 2),
     "medium": Size(5, 60, 3, 3),
     "large": Size(5, 200, 5, 5),  # 5,000 ads per account
 }
@@ -204,7 +204,9 @@ def _handshake() -> Handshake:
 
 def build(options: SandboxOptions) -> ASGIApp:
     """The Example Ads sandbox for ``options``."""
-    data = ExampleData(options.seed, preset(options.size, SIZES), int(options.extra.get("days", 28)))
+    data = ExampleData(
+        options.seed, preset(options.size, SIZES), int(options.extra.get("days", 28))
+    )
     scheme: HmacScheme = SCHEME
     fake = FakePlatform(
         "example",
@@ -249,7 +251,9 @@ def build(options: SandboxOptions) -> ASGIApp:
     @fake.get("/v1/me")
     async def me(call: Call) -> Any:
         assert call.grant is not None
-        return call.json({"id": call.grant.user_id, "name": "Sandbox User", "scopes": list(call.grant.scopes)})
+        return call.json(
+            {"id": call.grant.user_id, "name": "Sandbox User", "scopes": list(call.grant.scopes)}
+        )
 
     @fake.get("/v1/ad_accounts")
     async def ad_accounts(call: Call) -> Any:
@@ -277,14 +281,18 @@ def build(options: SandboxOptions) -> ASGIApp:
             since = dt.date.fromisoformat(call.query["since"])
             until = dt.date.fromisoformat(call.query["until"])
         except (KeyError, ValueError):
-            raise SandboxError(400, "invalid_request", "since and until (YYYY-MM-DD) are required") from None
+            raise SandboxError(
+                400, "invalid_request", "since and until (YYYY-MM-DD) are required"
+            ) from None
         if call.query.get("level", "ad") != "ad":
             raise SandboxError(400, "invalid_request", "only level=ad is offered")
         rows = data.insights(a, since, until)
         scope = f"insights:{a}:{since}:{until}"
         limit = read_int(call.request, "limit", default=100, maximum=500)
         page = cursor_page(rows, after=call.query.get("after"), limit=limit, scope=scope)
-        return call.json({"data": page.items, "paging": cursor_paging(page, call.request, scope=scope)})
+        return call.json(
+            {"data": page.items, "paging": cursor_paging(page, call.request, scope=scope)}
+        )
 
     return fake.app()
 

@@ -117,7 +117,7 @@ def map_metric(raw: Mapping[str, Any], partition: Partition) -> Record:
 Mapper = Callable[[Mapping[str, Any], Partition], Record]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class ExampleStream:
     """One cursor-paged collection; ``path`` is formatted with the partition's ``account_id``."""
 
@@ -148,7 +148,7 @@ class ExampleStream:
             yield Page(records=[self.mapper(item, partition) for item in items])
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class MetricsStream(ExampleStream):
     """Daily ad metrics, one partition per account over the look-back window."""
 

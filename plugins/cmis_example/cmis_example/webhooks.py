@@ -40,7 +40,9 @@ class ExampleWebhooks(HmacVerifier):
         if request.method.upper() != "GET":
             return None
         if request.query.get("mode") != "subscribe" or not request.query.get("challenge"):
-            raise WebhookRejected("not a subscription handshake", status=400, reason="bad_handshake")
+            raise WebhookRejected(
+                "not a subscription handshake", status=400, reason="bad_handshake"
+            )
         expected = settings.require("VERIFY_TOKEN", "needed to answer the webhook handshake")
         given = request.query.get("verify_token", "")
         if not hmac.compare_digest(given.encode(), expected.encode()):
