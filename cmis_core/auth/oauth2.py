@@ -33,9 +33,6 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx2
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from cmis_core.errors import (
     CmisError,
@@ -102,6 +99,10 @@ class OAuth2Provider:
         scopes: tuple[str, ...],
     ) -> AuthorizationRequest:
         """The consent URL (state, scopes, PKCE S256 challenge); the verifier is kept aside."""
+        from authlib.common.security import generate_token
+        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
         extra: dict[str, str] = dict(self.extra_authorize_params)
         verifier = None
         if self.pkce:
@@ -183,6 +184,8 @@ class OAuth2Provider:
         phase: Phase,
     ) -> dict[str, Any]:
         """POST to the token endpoint; the JSON answer, or the typed error it means."""
+        from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
         body = prepare_token_request(grant_type, redirect_uri=redirect_uri, **form)
         data = await self._post(ctx, self.token_url(ctx), body, phase=phase)
         if not isinstance(data, dict) or not data.get("access_token"):
