@@ -316,7 +316,9 @@ def load_plugins(
             plugin.records = {}
             if pm.is_registered(plugin.module):
                 pm.unregister(plugin.module)
-            log.warning("plugins.load_failed", plugin=ep.name, distribution=dist, error=plugin.error)
+            log.warning(
+                "plugins.load_failed", plugin=ep.name, distribution=dist, error=plugin.error
+            )
         loaded.append(plugin)
     for name, module in builtins:
         plugin = _Loaded(name, "cmis-core", md.version("cmis-core"), module)

@@ -62,7 +62,9 @@ def _register_plugin_commands() -> None:
         try:
             impl.function(cli=cli)
         except Exception as exc:  # one broken plugin must not take the CLI down
-            click.echo(f"warning: plugin {impl.plugin_name} failed to add commands: {exc}", err=True)
+            click.echo(
+                f"warning: plugin {impl.plugin_name} failed to add commands: {exc}", err=True
+            )
 
 
 def _debug_requested(argv: list[str]) -> bool:
