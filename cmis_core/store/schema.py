@@ -9,14 +9,17 @@ it what it needs, and nothing more.
 from __future__ import annotations
 
 import functools
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import attrs
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from cmis_core.errors import ConfigurationError, SchemaOutOfDate
 from cmis_core.settings import Settings
@@ -29,8 +32,22 @@ _UPGRADE_LOCK = 0x636D6973  # "cmis": serialises concurrent upgrades on PostgreS
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs every step at INFO; cmis reports the outcome itself."""
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """An alembic Config for the cmis migrations, bound to ``connection``."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", SCRIPT_LOCATION)
     config.attributes["connection"] = connection
@@ -40,14 +57,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 @functools.cache
 def head_revision() -> str:
     """The revision this cmis expects."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with _quiet_alembic():
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
 def current_revision(conn: Connection) -> str | None:
     """The revision the database is at, or ``None`` when it has no cmis schema."""
-    return MigrationContext.configure(conn).get_current_revision()
+    if conn.dialect.name == "postgresql":
+        exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+    else:
+        exists = conn.execute(
+            text("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
+        ).scalar()
+    if exists is None:
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def check_revision(current: str | None) -> None:
@@ -57,9 +85,11 @@ def check_revision(current: str | None) -> None:
         return
     if current is None:
         raise SchemaOutOfDate("the database has no cmis schema", hint="run `cmis db upgrade`")
-    known = {
-        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    }
+    with _quiet_alembic():
+        from alembic.script import ScriptDirectory
+
+        scripts = ScriptDirectory.from_config(alembic_config()).walk_revisions()
+        known = {script.revision for script in scripts}
     if current not in known:
         raise SchemaOutOfDate(
             f"the database schema (revision {current}) is newer than this cmis ({head})",
@@ -94,7 +124,10 @@ def migrate(conn: Connection) -> str | None:
     """Run pending migrations on ``conn`` (inside its open transaction); the old revision."""
     before = current_revision(conn)
     if before != head_revision():
-        command.upgrade(alembic_config(conn), "head")
+        with _quiet_alembic():
+            from alembic import command
+
+            command.upgrade(alembic_config(conn), "head")
     return before
 
 

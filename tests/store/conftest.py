@@ -1,0 +1,1 @@
+pytest_plugins = ["cmis_core.testing.databases"]
