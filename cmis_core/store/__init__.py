@@ -8,11 +8,11 @@ Open the store with :func:`open_store`, then work in an org transaction
 from __future__ import annotations
 
 from cmis_core.store import tables
+from cmis_core.store.bulk import upsert
 from cmis_core.store.records import ApiKeyInfo, DueIntegration, Org, RouteTarget, UpsertResult
 from cmis_core.store.schema import UpgradeResult, head_revision, upgrade
 from cmis_core.store.store import Store, current_org_id, open_store, scoped
 from cmis_core.store.tables import NATURAL_KEYS, SYSTEM_TABLES, TENANT_TABLES, metadata
-from cmis_core.store.upsert import upsert
 
 __all__ = [
     "NATURAL_KEYS",

@@ -19,7 +19,7 @@ class Org:
     created_at: dt.datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Org:
+    def from_row(cls, row: Mapping[Any, Any]) -> Org:
         return cls(id=row["id"], slug=row["slug"], name=row["name"], created_at=row["created_at"])
 
     def to_json(self) -> dict[str, Any]:
@@ -44,7 +44,7 @@ class ApiKeyInfo:
     revoked_at: dt.datetime | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ApiKeyInfo:
+    def from_row(cls, row: Mapping[Any, Any]) -> ApiKeyInfo:
         return cls(
             id=row["id"],
             org_id=row["org_id"],

@@ -5,7 +5,7 @@ transaction bound to one organisation: on PostgreSQL it starts with
 ``set_config('cmis.org_id', id, true)``, so row-level security shows and accepts that
 organisation's rows only, and the setting ends with the transaction. On SQLite nothing in
 the database enforces isolation: the store layer adds the filter (:func:`scoped`,
-:func:`~cmis_core.store.upsert.upsert`). A *system transaction* (:meth:`Store.system`)
+:func:`~cmis_core.store.bulk.upsert`). A *system transaction* (:meth:`Store.system`)
 has no organisation: system tables only (on PostgreSQL, tenant tables look empty).
 """
 
@@ -22,11 +22,11 @@ from sqlalchemy import Connection, Engine, Select, Table, select, text
 from cmis_core.errors import ConfigurationError, UsageError
 from cmis_core.settings import Settings
 from cmis_core.store import apikeys, crossorg, orgs
+from cmis_core.store.bulk import DEFAULT_PAGE_SIZE, upsert
 from cmis_core.store.engine import make_engine, parse_url
 from cmis_core.store.errors import connect
 from cmis_core.store.records import ApiKeyInfo, DueIntegration, Org, RouteTarget, UpsertResult
 from cmis_core.store.schema import check_revision, current_revision, head_revision, migrate
-from cmis_core.store.upsert import DEFAULT_PAGE_SIZE, upsert
 
 ORG_KEY = "cmis.org_id"
 _VAR = "CMIS_DATABASE_URL"

@@ -63,7 +63,11 @@ def test_insert_naming_org_a_is_refused_in_org_b(two_orgs):
         elif table.name == "daily_metrics":
             row = {**samples[table.name], "date": "2024-06-01"}
         else:
-            row = {**samples[table.name], "stream": "other"} if "stream" in table.c else samples[table.name]
+            row = (
+                {**samples[table.name], "stream": "other"}
+                if "stream" in table.c
+                else samples[table.name]
+            )
         with pytest.raises(DBAPIError, match="row-level security"), store.org(b) as conn:
             conn.execute(insert(table).values(**row))
 
@@ -89,9 +93,12 @@ def test_application_role_is_unprivileged_and_every_tenant_table_forces_rls(two_
     store = two_orgs[0]
     with store.system(write=False) as conn:
         role = conn.execute(
-            text("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            text(
+                "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+            )
         ).one()
-        assert not role.rolsuper and not role.rolbypassrls
+        assert not role.rolsuper
+        assert not role.rolbypassrls
         owned = conn.execute(
             text(
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -113,7 +120,8 @@ def test_application_role_is_unprivileged_and_every_tenant_table_forces_rls(two_
         }
         for table in TENANT_TABLES:
             info = tables[table.name]
-            assert info.relrowsecurity and info.relforcerowsecurity, table.name
+            assert info.relrowsecurity, table.name
+            assert info.relforcerowsecurity, table.name
             assert not info.owner, table.name
         unique_first = conn.execute(
             text(
@@ -141,13 +149,19 @@ def test_one_pooled_connection_never_carries_a_context_across(postgres_database:
         for org, other in ((a, b), (b, a)):
             with store.org(org.id, write=False) as conn:
                 pids.add(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
-                assert conn.execute(text("SELECT current_setting('cmis.org_id')")).scalar_one() == str(org.id)
-                assert {r.org_id for r in conn.execute(text("SELECT org_id FROM campaigns"))} == {org.id}
+                assert conn.execute(
+                    text("SELECT current_setting('cmis.org_id')")
+                ).scalar_one() == str(org.id)
+                assert {r.org_id for r in conn.execute(text("SELECT org_id FROM campaigns"))} == {
+                    org.id
+                }
             with pytest.raises(RuntimeError), store.org(other.id) as conn:
                 raise RuntimeError("rolled back mid-transaction")
             with store.system(write=False) as conn:
                 pids.add(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
-                assert conn.execute(text("SELECT current_setting('cmis.org_id', true)")).scalar() in (None, "")
+                assert conn.execute(
+                    text("SELECT current_setting('cmis.org_id', true)")
+                ).scalar() in (None, "")
                 assert conn.execute(text("SELECT count(*) FROM campaigns")).scalar_one() == 0
     assert len(pids) == 1
     store.close()
@@ -159,21 +173,28 @@ def test_definer_functions_route_and_find_due_work_across_orgs(two_orgs):
     store, a, b, ia, ib = two_orgs
     now = dt.datetime.now(dt.UTC)
     with store.org(a) as conn:
-        conn.execute(text("UPDATE integrations SET next_sync_at = :t"), {"t": now + dt.timedelta(hours=1)})
+        conn.execute(
+            text("UPDATE integrations SET next_sync_at = :t"), {"t": now + dt.timedelta(hours=1)}
+        )
     due = store.due_integrations(now)
     assert [(d.org_id, d.integration_id, d.sync_due) for d in due] == [(b, ib, True)]
     target = store.route("meta", "page", "p1")  # both orgs route p1: the newest route wins
-    assert target is not None and (target.org_id, target.integration_id) == (b, ib)
+    assert target is not None
+    assert (target.org_id, target.integration_id) == (b, ib)
     with store.org(b) as conn:
         conn.execute(text("UPDATE integrations SET status = 'disconnected'"))
     target = store.route("meta", "page", "p1")
-    assert target is not None and (target.org_id, target.integration_id) == (a, ia)
+    assert target is not None
+    assert (target.org_id, target.integration_id) == (a, ia)
     assert store.route("meta", "page", "unknown") is None
 
 
 def test_application_role_cannot_call_owner_paths(two_orgs):
     store = two_orgs[0]
-    with pytest.raises(DBAPIError, match="must be owner|permission denied"), store.system() as conn:
+    with (
+        pytest.raises(DBAPIError, match=r"must be owner|permission denied"),
+        store.system() as conn,
+    ):
         conn.execute(text("ALTER TABLE campaigns NO FORCE ROW LEVEL SECURITY"))
 
 

@@ -55,7 +55,8 @@ def test_insert_then_unchanged_then_changed(store: Store):
     result = store.upsert(org.id, tables.daily_metrics, changed, KEY)
     assert (result.inserted, result.updated, result.unchanged) == (5, 5, 45)
     after = stored(store, org.id)
-    assert after["ad10"]["clicks"] == 999 and after["ad10"]["updated_at"] > first["ad10"]["updated_at"]
+    assert after["ad10"]["clicks"] == 999
+    assert after["ad10"]["updated_at"] > first["ad10"]["updated_at"]
     assert after["ad11"]["updated_at"] == first["ad11"]["updated_at"]
 
 
@@ -63,21 +64,55 @@ def test_json_and_null_changes_are_detected(store: Store):
     org = store.create_org("acme")
     base = {"platform": "meta", "external_id": "c1", "account_external_id": "act_1", "name": "C"}
     with store.org(org.id) as conn:
-        assert upsert(conn, tables.campaigns, [{**base, "raw": {"b": 1, "a": [1, 2]}}], ("platform", "external_id")).inserted == 1
-        same = upsert(conn, tables.campaigns, [{**base, "raw": {"a": [1, 2], "b": 1}}], ("platform", "external_id"))
+        assert (
+            upsert(
+                conn,
+                tables.campaigns,
+                [{**base, "raw": {"b": 1, "a": [1, 2]}}],
+                ("platform", "external_id"),
+            ).inserted
+            == 1
+        )
+        same = upsert(
+            conn,
+            tables.campaigns,
+            [{**base, "raw": {"a": [1, 2], "b": 1}}],
+            ("platform", "external_id"),
+        )
         assert same.unchanged == 1
-        assert upsert(conn, tables.campaigns, [{**base, "raw": {"a": [2, 1], "b": 1}}], ("platform", "external_id")).updated == 1
-        assert upsert(conn, tables.campaigns, [{**base, "raw": None}], ("platform", "external_id")).updated == 1
-        assert upsert(conn, tables.campaigns, [{**base, "raw": None}], ("platform", "external_id")).unchanged == 1
+        assert (
+            upsert(
+                conn,
+                tables.campaigns,
+                [{**base, "raw": {"a": [2, 1], "b": 1}}],
+                ("platform", "external_id"),
+            ).updated
+            == 1
+        )
+        assert (
+            upsert(
+                conn, tables.campaigns, [{**base, "raw": None}], ("platform", "external_id")
+            ).updated
+            == 1
+        )
+        assert (
+            upsert(
+                conn, tables.campaigns, [{**base, "raw": None}], ("platform", "external_id")
+            ).unchanged
+            == 1
+        )
         enum_row = {**base, "raw": None, "status": EntityStatus.PAUSED}
         assert upsert(conn, tables.campaigns, [enum_row], ("platform", "external_id")).updated == 1
         row = conn.execute(scoped(conn, tables.campaigns)).one()
-    assert row.status == "paused" and row.raw is None
+    assert row.status == "paused"
+    assert row.raw is None
 
 
 def test_last_row_wins_when_a_key_repeats(store: Store):
     org = store.create_org("acme")
-    result = store.upsert(org.id, tables.daily_metrics, [metric(1, clicks=1), metric(1, clicks=2)], KEY)
+    result = store.upsert(
+        org.id, tables.daily_metrics, [metric(1, clicks=1), metric(1, clicks=2)], KEY
+    )
     assert (result.inserted, result.unchanged) == (1, 0)
     assert stored(store, org.id)["ad1"]["clicks"] == 2
 

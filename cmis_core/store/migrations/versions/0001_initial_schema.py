@@ -100,7 +100,7 @@ def create_definer_functions() -> None:
             WHERE d.sync_due OR d.refresh_due
             ORDER BY d.due_at NULLS FIRST, d.org_id, d.id
         $$
-        """
+        """  # noqa: S608
     )
     op.execute(
         f"""
@@ -115,7 +115,7 @@ def create_definer_functions() -> None:
             ORDER BY r.updated_at DESC, r.org_id
             LIMIT 1
         $$
-        """
+        """  # noqa: S608
     )
     for signature in (
         "cmis_due_integrations(timestamptz, timestamptz)",

@@ -16,12 +16,28 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Connection, PrimaryKeyConstraint, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Connection,
+    Date,
+    Integer,
+    LargeBinary,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
 
 from cmis_core.errors import UsageError
+from cmis_core.store.columns import UtcDateTime
 from cmis_core.store.records import UpsertResult
 
 DEFAULT_PAGE_SIZE = 5000
@@ -34,6 +50,13 @@ def _unique_keys(table: Table) -> list[frozenset[str]]:
         for constraint in table.constraints
         if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint)
     ]
+
+
+def _python_type(table: Table, column: str) -> type:
+    try:
+        return table.c[column].type.python_type
+    except NotImplementedError:
+        return object
 
 
 def _plain(value: Any) -> Any:
@@ -75,9 +98,21 @@ class _Plan:
 
             self.org_id = current_org_id(conn)
 
+        # columns whose values may be enum members (str columns): converted to their value
+        self._texts = [
+            i
+            for i, c in enumerate(columns)
+            if c != "org_id" and _python_type(table, c) in (str, object)
+        ]
+        self._get = operator.itemgetter(*given) if given else (lambda row: ())
+        self._wrap = len(given) == 1
+
     def values(self, row: Mapping[str, Any]) -> list[Any]:
-        if frozenset(row) != self.given:
+        """The row as a list in column order, org_id first for tenant tables."""
+        if row.keys() != self.given:
             raise UsageError(f"{self.table.name}: every row must have the same columns")
+        got = self._get(row)
+        values = [got] if self._wrap else list(got)
         if self.tenant:
             named = row.get("org_id", self.org_id)
             if named != self.org_id:
@@ -85,8 +120,12 @@ class _Plan:
                     f"{self.table.name}: a row names organisation {named!r} "
                     f"in a transaction of organisation {self.org_id}"
                 )
-            return [self.org_id, *(_plain(row[c]) for c in self.columns[1:])]
-        return [_plain(row[c]) for c in self.columns]
+            values.insert(0, self.org_id)
+        for i in self._texts:
+            value = values[i]
+            if value is not None and type(value) is not str:
+                values[i] = _plain(value)
+        return values
 
 
 def upsert(
@@ -122,22 +161,52 @@ def _q(conn: Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote(name)
 
 
+# psycopg binary COPY type per SQLAlchemy type (the most derived class wins)
+_COPY_TYPES: tuple[tuple[type, str], ...] = (
+    (BigInteger, "int8"),
+    (Integer, "int4"),
+    (Boolean, "bool"),
+    (Date, "date"),
+    (Numeric, "numeric"),
+    (JSON, "jsonb"),
+    (LargeBinary, "bytea"),
+    (String, "text"),
+)
+
+
+def _copy_type(table: Table, column: str) -> str:
+    column_type = table.c[column].type
+    if isinstance(column_type, TypeDecorator):
+        if isinstance(column_type, UtcDateTime):
+            return "timestamptz"
+        column_type = column_type.impl_instance
+    for sa_type, name in _COPY_TYPES:
+        if isinstance(column_type, sa_type):
+            return name
+    raise UsageError(f"{table.name}.{column}: no bulk COPY type for {column_type!r}")
+
+
 def _upsert_postgres(
     conn: Connection, plan: _Plan, batch: list[list[Any]], now: dt.datetime
 ) -> UpsertResult:
     from psycopg.types.json import Jsonb
 
-    q = lambda name: _q(conn, name)  # noqa: E731
+    def q(name: str) -> str:
+        return _q(conn, name)
+
     table = q(plan.table.name)
     cols = ", ".join(q(c) for c in plan.columns)
-    json_at = [i for i, c in enumerate(plan.columns) if isinstance(plan.table.c[c].type, JSON)]
+    types = [_copy_type(plan.table, c) for c in plan.columns]
+    json_at = [i for i, name in enumerate(types) if name == "jsonb"]
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(
-            f"CREATE TEMP TABLE _cmis_upsert ON COMMIT DROP AS SELECT {cols} FROM {table} WITH NO DATA"
+            "CREATE TEMP TABLE _cmis_upsert ON COMMIT DROP AS "  # noqa: S608
+            f"SELECT {cols} FROM {table} WITH NO DATA"
         )
-        with cur.copy(f"COPY _cmis_upsert ({cols}) FROM STDIN") as copy:
+        with cur.copy(f"COPY _cmis_upsert ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             if json_at:
                 for values in batch:
                     for i in json_at:
@@ -147,8 +216,6 @@ def _upsert_postgres(
             else:
                 for values in batch:
                     copy.write_row(values)
-        stamps = "".join(f", {q(s)}" for s in plan.stamps)
-        stamp_values = ", %(now)s" * len(plan.stamps)
         key = ", ".join(q(k) for k in plan.key)
         if plan.compare:
             sets = [f"{q(c)} = EXCLUDED.{q(c)}" for c in plan.compare]
@@ -161,8 +228,10 @@ def _upsert_postgres(
             )
         else:
             conflict = "DO NOTHING"
+        stamps = "".join(f", {q(s)}" for s in plan.stamps)
+        stamp_values = ", %(now)s" * len(plan.stamps)
         cur.execute(
-            f"WITH w AS (INSERT INTO {table} ({cols}{stamps}) "
+            f"WITH w AS (INSERT INTO {table} ({cols}{stamps}) "  # noqa: S608
             f"SELECT {cols}{stamp_values} FROM _cmis_upsert "
             f"ON CONFLICT ({key}) {conflict} RETURNING (xmax = 0) AS inserted) "
             "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w",
@@ -195,11 +264,14 @@ def _upsert_sqlite(
             for i, process in enumerate(processors):
                 if process is not None and values[i] is not None:
                     values[i] = process(values[i])
-    q = lambda name: _q(conn, name)  # noqa: E731
+
+    def q(name: str) -> str:
+        return _q(conn, name)
+
     table = q(plan.table.name)
     names = [*plan.columns, *plan.stamps]
     insert = (
-        f"INSERT INTO {table} ({', '.join(q(c) for c in names)}) "
+        f"INSERT INTO {table} ({', '.join(q(c) for c in names)}) "  # noqa: S608
         f"VALUES ({', '.join('?' for _ in names)}) "
         f"ON CONFLICT ({', '.join(q(k) for k in plan.key)}) DO NOTHING"
     )
@@ -216,7 +288,7 @@ def _upsert_sqlite(
             if "updated_at" in plan.stamps:
                 sets.append('"updated_at" = ?')
             update = (
-                f"UPDATE {table} SET {', '.join(sets)} "
+                f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
                 f"WHERE {' AND '.join(f'{q(k)} = ?' for k in plan.key)} "
                 f"AND ({' OR '.join(f'{q(c)} IS NOT ?' for c in plan.compare)})"
             )
