@@ -20,6 +20,9 @@ from cmis_core.errors import CmisError, ExitCode
 # name -> "module:attribute"; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
     "plugins": "cmis_core.cli.plugins:plugins",
+    "db": "cmis_core.cli.db:db",
+    "orgs": "cmis_core.cli.orgs:orgs",
+    "apikeys": "cmis_core.cli.apikeys:apikeys",
 }
 
 
