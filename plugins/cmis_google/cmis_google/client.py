@@ -172,10 +172,18 @@ def headers(ctx: PlatformContext, *, login: str | None = None) -> dict[str, str]
 
 
 # ------------------------------------------------------------------------------ calls
-async def list_accessible_customers(ctx: PlatformContext) -> list[str]:
-    """``customers:listAccessibleCustomers``: the ids the user reaches directly."""
+async def list_accessible_customers(
+    ctx: PlatformContext, *, access_token: str | None = None
+) -> list[str]:
+    """``customers:listAccessibleCustomers``: the ids the user reaches directly.
+
+    ``access_token`` is sent as a bearer header when ``ctx.http`` does not add one itself.
+    """
+    sent = headers(ctx)
+    if access_token:
+        sent["Authorization"] = f"Bearer {access_token}"
     body = await request_json(
-        ctx, "GET", api_url(ctx, "customers:listAccessibleCustomers"), headers=headers(ctx)
+        ctx, "GET", api_url(ctx, "customers:listAccessibleCustomers"), headers=sent
     )
     names = (body or {}).get("resourceNames") or []
     return [str(name).rpartition("/")[2] for name in names]

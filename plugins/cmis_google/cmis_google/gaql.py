@@ -85,12 +85,16 @@ def _check_field(name: str) -> str:
     return name
 
 
+def _normalise_op(value: str) -> str:
+    return " ".join(str(value).upper().split())
+
+
 @attrs.frozen
 class Condition:
     """``field op value``: ``value`` is a tuple for IN / NOT IN and a pair for BETWEEN."""
 
     field: str = attrs.field(converter=_check_field)
-    op: str = attrs.field(converter=lambda v: " ".join(str(v).upper().split()))
+    op: str = attrs.field(converter=_normalise_op)
     value: Scalar | tuple[Scalar, ...]
 
     def __attrs_post_init__(self) -> None:
@@ -107,8 +111,8 @@ class Condition:
             literal(item)  # validates
 
     def render(self) -> str:
-        if self.op == "BETWEEN":
-            low, high = self.value  # type: ignore[misc]
+        if self.op == "BETWEEN" and isinstance(self.value, tuple):
+            low, high = self.value
             return f"{self.field} BETWEEN {literal(low)} AND {literal(high)}"
         if isinstance(self.value, tuple):
             return f"{self.field} {self.op} ({', '.join(literal(v) for v in self.value)})"

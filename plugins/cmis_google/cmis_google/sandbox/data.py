@@ -270,11 +270,17 @@ class Accounts:
             ads = range(index * per_group, (index + 1) * per_group)
         else:
             ads = range(index * per_campaign, (index + 1) * per_campaign)
-        totals = [0, 0, 0, Decimal(0), 0]
+        impressions = clicks = cost = value = 0
+        conversions = Decimal(0)
         for ad in ads:
-            for k, v in enumerate(self.ad_metrics(cid, ad, day)):
-                totals[k] += v
-        impressions, clicks, cost, conversions, value = totals
+            i, c, s, n, v = self.ad_metrics(cid, ad, day)
+            impressions, clicks, cost, conversions, value = (
+                impressions + i,
+                clicks + c,
+                cost + s,
+                conversions + n,
+                value + v,
+            )
         return {
             "metrics.impressions": impressions,
             "metrics.clicks": clicks,
