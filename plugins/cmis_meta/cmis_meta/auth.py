@@ -178,7 +178,9 @@ class MetaAuthProvider(OAuth2Provider):
         days = MetaConfig.from_settings(ctx.settings).expiry_warning_days
         warn_at = ends - dt.timedelta(days=days)
         current = now or utcnow()
-        state: ExpiryState = "expired" if current >= ends else "expiring" if current >= warn_at else "ok"
+        state: ExpiryState = (
+            "expired" if current >= ends else "expiring" if current >= warn_at else "ok"
+        )
         return TokenExpiry(
             state=state, expires_at=ends, warn_at=warn_at, renewable=state != "expired"
         )
@@ -260,7 +262,9 @@ class MetaAuthProvider(OAuth2Provider):
         return attrs.evolve(
             tokens,
             scopes=tuple(info.get("scopes") or tokens.scopes),
-            expires_at=expires if expires is not None else (None if "expires_at" in info else tokens.expires_at),
+            expires_at=expires
+            if expires is not None
+            else (None if "expires_at" in info else tokens.expires_at),
             extra=extra,
         )
 
@@ -283,7 +287,9 @@ class MetaAuthProvider(OAuth2Provider):
         except httpx2.TimeoutException:
             raise Transient("Meta: the token endpoint timed out", platform=NAME) from None
         except httpx2.TransportError as exc:
-            raise Transient(f"Meta: network error at the token endpoint ({type(exc).__name__})", platform=NAME) from None
+            raise Transient(
+                f"Meta: network error at the token endpoint ({type(exc).__name__})", platform=NAME
+            ) from None
         if not response.is_success:
             raise self.token_error(response, phase=phase)
         try:
@@ -309,7 +315,9 @@ class MetaAuthProvider(OAuth2Provider):
                 status=status,
             )
         if status >= 500 or (error is not None and error.code == 2):
-            return Transient(f"Meta's token endpoint failed (HTTP {status})", platform=NAME, status=status)
+            return Transient(
+                f"Meta's token endpoint failed (HTTP {status})", platform=NAME, status=status
+            )
         label = error.label if error is not None else f"HTTP {status}"
         if error is not None and (error.code == 101 or "client secret" in error.message.lower()):
             return Fatal(

@@ -272,7 +272,9 @@ def error_for(error: GraphError, *, status: int, wait: float | None = None) -> P
     if code in PERMISSION_CODES or (code == 100 and sub == 33):
         return AccountFailed(text, **kw)
     if code == 2635:
-        return Fatal(text, **kw, hint="this Graph version is deprecated; unset CMIS_META_API_VERSION")
+        return Fatal(
+            text, **kw, hint="this Graph version is deprecated; unset CMIS_META_API_VERSION"
+        )
     return Fatal(text, **kw)
 
 
@@ -344,7 +346,11 @@ def usage(response: httpx2.Response) -> list[UsageReading]:
     account = _account_of(response)
     acc = _json_header(response, "x-ad-account-usage")
     if isinstance(acc, Mapping) and account:
-        add(f"account:{account}", _number(acc.get("acc_id_util_pct")), _number(acc.get("reset_time_duration")))
+        add(
+            f"account:{account}",
+            _number(acc.get("acc_id_util_pct")),
+            _number(acc.get("reset_time_duration")),
+        )
     throttle = _json_header(response, "x-fb-ads-insights-throttle")
     if isinstance(throttle, Mapping):
         add("insights:app", _number(throttle.get("app_id_util_pct")))
@@ -387,7 +393,9 @@ def to_micros(amount: str | int | Decimal | None) -> int | None:
     try:
         micros = Decimal(str(amount)) * 1_000_000
     except InvalidOperation:
-        raise Fatal(f"Meta sent an amount that is not a number: {amount!r}", platform=NAME) from None
+        raise Fatal(
+            f"Meta sent an amount that is not a number: {amount!r}", platform=NAME
+        ) from None
     if not micros.is_finite():
         raise Fatal(f"Meta sent an amount that is not finite: {amount!r}", platform=NAME)
     return int(micros.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

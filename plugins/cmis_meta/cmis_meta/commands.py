@@ -17,7 +17,9 @@ import click
 
 from cmis_core.errors import CmisError
 
-AD_ACCOUNT_FIELDS = "with_issues_ad_objects,in_process_ad_objects,ad_recommendations,creative_fatigue"
+AD_ACCOUNT_FIELDS = (
+    "with_issues_ad_objects,in_process_ad_objects,ad_recommendations,creative_fatigue"
+)
 
 
 async def subscribe(
@@ -37,7 +39,12 @@ async def subscribe(
             ctx,
             "POST",
             graph_url(ctx, f"{client_id}/subscriptions"),
-            params={"object": obj, "callback_url": callback_url, "fields": fields, "verify_token": verify},
+            params={
+                "object": obj,
+                "callback_url": callback_url,
+                "fields": fields,
+                "verify_token": verify,
+            },
             headers=app_headers,
         )
         done["objects"].append(obj)
@@ -48,7 +55,9 @@ async def subscribe(
     user = attrs.evolve(ctx, http=ctx.http)
     auth = MetaAuth(user_token, secret)
     async for pages in cursor_pages(
-        user, graph_url(ctx, "me/accounts"), params={"fields": "id,access_token", "limit": 100, "access_token": user_token}
+        user,
+        graph_url(ctx, "me/accounts"),
+        params={"fields": "id,access_token", "limit": 100, "access_token": user_token},
     ):
         for page in pages:
             await request_json(
@@ -59,7 +68,9 @@ async def subscribe(
             )
             done["pages"].append(str(page["id"]))
     for account in accounts:
-        response = await ctx.http.post(graph_url(ctx, f"{account}/subscribed_apps"), params={"app_id": client_id}, auth=auth)
+        response = await ctx.http.post(
+            graph_url(ctx, f"{account}/subscribed_apps"), params={"app_id": client_id}, auth=auth
+        )
         from cmis_meta.client import classify
 
         error = classify(response)
@@ -76,7 +87,11 @@ def meta_group() -> None:
 
 @meta_group.command(name="subscribe")
 @click.option("--callback-url", required=True, help="Public URL of /webhooks/meta.")
-@click.option("--token-stdin", is_flag=True, help="Read a user token from stdin to subscribe pages and ad accounts.")
+@click.option(
+    "--token-stdin",
+    is_flag=True,
+    help="Read a user token from stdin to subscribe pages and ad accounts.",
+)
 @click.option("--ad-account", "accounts", multiple=True, help="act_<id> to subscribe (repeatable).")
 def subscribe_command(callback_url: str, token_stdin: bool, accounts: tuple[str, ...]) -> None:
     """Subscribe the app to lead and ad-account webhooks, then each page and ad account."""
@@ -94,9 +109,14 @@ def subscribe_command(callback_url: str, token_stdin: bool, accounts: tuple[str,
     async def run() -> dict[str, list[str]]:
         async with httpx2.AsyncClient(timeout=30.0) as http:
             ctx = PlatformContext(
-                platform=registry.platform("meta"), settings=settings, http=http, log=structlog.get_logger("cmis_meta")
+                platform=registry.platform("meta"),
+                settings=settings,
+                http=http,
+                log=structlog.get_logger("cmis_meta"),
             )
-            return await subscribe(ctx, callback_url=callback_url, user_token=token, accounts=accounts)
+            return await subscribe(
+                ctx, callback_url=callback_url, user_token=token, accounts=accounts
+            )
 
     try:
         done = asyncio.run(run())

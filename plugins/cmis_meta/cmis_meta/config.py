@@ -14,7 +14,9 @@ from cmis_core.settings import PlatformSettings
 # beside ``omni_purchase``) would count the same conversion twice.
 DEFAULT_CONVERSION_ACTION_TYPES = ("omni_purchase", "lead", "omni_complete_registration")
 DEFAULT_ATTRIBUTION_WINDOWS = ("7d_click", "1d_view")
-KNOWN_WINDOWS = frozenset({"1d_click", "7d_click", "28d_click", "1d_view", "7d_view", "28d_view", "1d_ev"})
+KNOWN_WINDOWS = frozenset(
+    {"1d_click", "7d_click", "28d_click", "1d_view", "7d_view", "28d_view", "1d_ev"}
+)
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -28,9 +30,13 @@ def _number(settings: PlatformSettings, name: str, default: float, *, minimum: f
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigurationError(f"{settings.variable(name)} must be a number, got {raw!r}") from None
+        raise ConfigurationError(
+            f"{settings.variable(name)} must be a number, got {raw!r}"
+        ) from None
     if value < minimum:
-        raise ConfigurationError(f"{settings.variable(name)} must be at least {minimum}, got {raw!r}")
+        raise ConfigurationError(
+            f"{settings.variable(name)} must be at least {minimum}, got {raw!r}"
+        )
     return value
 
 

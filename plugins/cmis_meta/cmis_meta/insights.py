@@ -115,7 +115,9 @@ def _params(level: str, piece: Piece, config: MetaConfig) -> dict[str, str]:
     params = {
         "level": level,
         "fields": FIELDS[level],
-        "time_range": json.dumps({"since": piece.since.isoformat(), "until": piece.until.isoformat()}),
+        "time_range": json.dumps(
+            {"since": piece.since.isoformat(), "until": piece.until.isoformat()}
+        ),
         "time_increment": "1",
         "action_attribution_windows": config.windows_json,
     }
@@ -152,7 +154,9 @@ class InsightsReader:
     async def pages(self) -> AsyncIterator[Page]:
         """Every page of the partition, splitting on "too much data"; state cleared at the end."""
         params = self.partition.params
-        pending = [Piece(dt.date.fromisoformat(params["since"]), dt.date.fromisoformat(params["until"]))]
+        pending = [
+            Piece(dt.date.fromisoformat(params["since"]), dt.date.fromisoformat(params["until"]))
+        ]
         resume: Mapping[str, Any] | None = params.get("inflight")
         while pending:
             piece = pending.pop(0)
@@ -167,7 +171,11 @@ class InsightsReader:
                 smaller = piece.halves()
                 if smaller is None and piece.campaigns is None and self.level == "ad":
                     campaigns = await self._campaign_ids()
-                    smaller = Piece(piece.since, piece.until, campaigns).halves() if len(campaigns) > 1 else None
+                    smaller = (
+                        Piece(piece.since, piece.until, campaigns).halves()
+                        if len(campaigns) > 1
+                        else None
+                    )
                 if smaller is None:
                     raise
                 self.ctx.log.info("meta.insights_split", account=self.account, pieces=len(smaller))
@@ -176,7 +184,10 @@ class InsightsReader:
         yield Page(records=[], state={self.inflight_key: None})
 
     async def _direct(self, piece: Piece) -> AsyncIterator[Page]:
-        params = {**_params(self.level, piece, self.config), "limit": self.config.insights_page_size}
+        params = {
+            **_params(self.level, piece, self.config),
+            "limit": self.config.insights_page_size,
+        }
         url = graph_url(self.ctx, f"{self.account}/insights")
         async for items in cursor_pages(self.ctx, url, params=params):
             yield Page(records=[map_metric(r, level=self.level, config=self.config) for r in items])
@@ -206,7 +217,9 @@ class InsightsReader:
             )
         await self._wait(run_id)
         url = graph_url(self.ctx, f"{run_id}/insights")
-        async for items in cursor_pages(self.ctx, url, params={"limit": self.config.insights_page_size}):
+        async for items in cursor_pages(
+            self.ctx, url, params={"limit": self.config.insights_page_size}
+        ):
             yield Page(records=[map_metric(r, level=self.level, config=self.config) for r in items])
 
     async def _resumable(self, piece: Piece, resume: Mapping[str, Any] | None) -> str | None:
@@ -216,7 +229,8 @@ class InsightsReader:
         same = (
             resume.get("since") == piece.since.isoformat()
             and resume.get("until") == piece.until.isoformat()
-            and (resume.get("campaigns") or None) == (list(piece.campaigns) if piece.campaigns else None)
+            and (resume.get("campaigns") or None)
+            == (list(piece.campaigns) if piece.campaigns else None)
         )
         if not same:
             return None
@@ -238,7 +252,10 @@ class InsightsReader:
             self.ctx,
             "GET",
             graph_url(self.ctx, run_id),
-            params={"fields": "id,async_status,async_percent_completion,error_code,error_subcode,error_message"},
+            params={
+                "fields": "id,async_status,async_percent_completion,"
+                "error_code,error_subcode,error_message"
+            },
         )
         return body if isinstance(body, Mapping) else {}
 
@@ -255,8 +272,12 @@ class InsightsReader:
                 code, sub = status.get("error_code"), status.get("error_subcode")
                 message = str(status.get("error_message") or "")
                 if (code, sub) == (100, 1487534) or "reduce the amount of data" in message:
-                    raise SplitRequired("Meta: the report run asked for too much data", platform=NAME, code=100)
-                raise Transient(f"Meta: the report run ended as {state!r}", platform=NAME, code=code)
+                    raise SplitRequired(
+                        "Meta: the report run asked for too much data", platform=NAME, code=100
+                    )
+                raise Transient(
+                    f"Meta: the report run ended as {state!r}", platform=NAME, code=code
+                )
             if time.monotonic() >= deadline:
                 raise Transient(
                     f"Meta: the report run is still {state!r} after "
@@ -267,9 +288,19 @@ class InsightsReader:
             delay = min(delay * 1.5, 30.0) if delay else 0
 
     async def _campaign_ids(self) -> tuple[str, ...]:
-        rules = [{"field": "campaign.effective_status", "operator": "IN", "value": ["ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES"]}]
+        rules = [
+            {
+                "field": "campaign.effective_status",
+                "operator": "IN",
+                "value": ["ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES"],
+            }
+        ]
         url = graph_url(self.ctx, f"{self.account}/campaigns")
-        params = {"fields": "id", "limit": 5000, "filtering": json.dumps(rules, separators=(",", ":"))}
+        params = {
+            "fields": "id",
+            "limit": 5000,
+            "filtering": json.dumps(rules, separators=(",", ":")),
+        }
         ids: list[str] = []
         async for items in cursor_pages(self.ctx, url, params=params):
             ids.extend(str(i["id"]) for i in items)

@@ -65,7 +65,7 @@ def cmis_sandboxes() -> list[Sandbox]:
             platform="meta",
             app=_build_sandbox,
             env=_sandbox_env,
-            description="Meta Graph API: Facebook Login, report runs, usage headers, signed webhooks",
+            description="Meta Graph API: Facebook Login, report runs, usage, signed webhooks",
         )
     ]
 

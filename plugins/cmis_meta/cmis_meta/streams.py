@@ -42,13 +42,37 @@ STATUS = {
     "ARCHIVED": EntityStatus.ARCHIVED,
     "DELETED": EntityStatus.DELETED,
 }
-ACCOUNT_STATUS = {1: EntityStatus.ACTIVE, 201: EntityStatus.ACTIVE, 100: EntityStatus.ARCHIVED, 101: EntityStatus.DELETED, 202: EntityStatus.DELETED}
+ACCOUNT_STATUS = {
+    1: EntityStatus.ACTIVE,
+    201: EntityStatus.ACTIVE,
+    100: EntityStatus.ARCHIVED,
+    101: EntityStatus.DELETED,
+    202: EntityStatus.DELETED,
+}
 LEVEL_STATUSES = {
     "campaign": ("ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES"),
-    "adset": ("ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES", "CAMPAIGN_PAUSED"),
+    "adset": (
+        "ACTIVE",
+        "PAUSED",
+        "DELETED",
+        "ARCHIVED",
+        "IN_PROCESS",
+        "WITH_ISSUES",
+        "CAMPAIGN_PAUSED",
+    ),
     "ad": (
-        "ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES", "CAMPAIGN_PAUSED",
-        "ADSET_PAUSED", "PENDING_REVIEW", "DISAPPROVED", "PREAPPROVED", "PENDING_BILLING_INFO",
+        "ACTIVE",
+        "PAUSED",
+        "DELETED",
+        "ARCHIVED",
+        "IN_PROCESS",
+        "WITH_ISSUES",
+        "CAMPAIGN_PAUSED",
+        "ADSET_PAUSED",
+        "PENDING_REVIEW",
+        "DISAPPROVED",
+        "PREAPPROVED",
+        "PENDING_BILLING_INFO",
     ),
 }
 Record = dict[str, Any]
@@ -71,7 +95,9 @@ def epoch(text: str | None) -> int | None:
 
 
 def status(raw: Mapping[str, Any]) -> str:
-    return str(STATUS.get(str(raw.get("status") or raw.get("configured_status")), EntityStatus.PAUSED))
+    return str(
+        STATUS.get(str(raw.get("status") or raw.get("configured_status")), EntityStatus.PAUSED)
+    )
 
 
 def _ts(text: str | None) -> dt.datetime | None:
@@ -209,26 +235,46 @@ class EntityStream:
         return [partition]
 
     def _params(self, ctx: PlatformContext, partition: Partition) -> dict[str, Any]:
-        params: dict[str, Any] = {"fields": self.fields, "limit": MetaConfig.from_settings(ctx.settings).page_size}
+        params: dict[str, Any] = {
+            "fields": self.fields,
+            "limit": MetaConfig.from_settings(ctx.settings).page_size,
+        }
         if self.level is not None:
             rules: list[dict[str, Any]] = [
-                {"field": f"{self.level}.effective_status", "operator": "IN", "value": list(LEVEL_STATUSES[self.level])}
+                {
+                    "field": f"{self.level}.effective_status",
+                    "operator": "IN",
+                    "value": list(LEVEL_STATUSES[self.level]),
+                }
             ]
             since = partition.params.get("updated_since")
             if since is not None:
-                rules.append({"field": f"{self.level}.updated_time", "operator": "GREATER_THAN", "value": int(since)})
+                rules.append(
+                    {
+                        "field": f"{self.level}.updated_time",
+                        "operator": "GREATER_THAN",
+                        "value": int(since),
+                    }
+                )
             params["filtering"] = json.dumps(rules, separators=(",", ":"))
         return params
 
     async def read(self, ctx: PlatformContext, partition: Partition) -> AsyncIterator[Page]:
         ids = partition.params.get("ids")
         if ids:
-            body = await request_json(ctx, "GET", graph_url(ctx, ""), params={"ids": ",".join(map(str, ids)), "fields": self.fields})
+            body = await request_json(
+                ctx,
+                "GET",
+                graph_url(ctx, ""),
+                params={"ids": ",".join(map(str, ids)), "fields": self.fields},
+            )
             yield Page(records=[self.mapper(item, partition) for item in (body or {}).values()])
             return
         path = self.edge if self.parent is None else f"{partition.account_id}/{self.edge}"
         newest: int | None = None
-        async for items in cursor_pages(ctx, graph_url(ctx, path), params=self._params(ctx, partition)):
+        async for items in cursor_pages(
+            ctx, graph_url(ctx, path), params=self._params(ctx, partition)
+        ):
             if self.level is not None:
                 stamps = [s for s in (epoch(i.get("updated_time")) for i in items) if s is not None]
                 newest = max([*stamps, *([newest] if newest else [])], default=newest)
@@ -258,7 +304,10 @@ class MetricsStream:
         done = state.get(f"metrics_until:{base.account_id}")
         if done:
             lookback = ctx.settings.lookback_days(ctx.platform.lookback_days)
-            since = min(today - dt.timedelta(days=lookback - 1), dt.date.fromisoformat(done) + dt.timedelta(days=1))
+            since = min(
+                today - dt.timedelta(days=lookback - 1),
+                dt.date.fromisoformat(done) + dt.timedelta(days=1),
+            )
         else:
             since = today - dt.timedelta(days=config.history_days - 1)
         out: list[Partition] = []
@@ -279,7 +328,9 @@ class MetricsStream:
         reader = InsightsReader(ctx, partition, level=self.level, config=config)
         async for page in reader.pages():
             yield page
-        yield Page(records=[], state={f"metrics_until:{partition.account_id}": partition.params["until"]})
+        yield Page(
+            records=[], state={f"metrics_until:{partition.account_id}": partition.params["until"]}
+        )
 
 
 @attrs.define(kw_only=True)
@@ -290,7 +341,9 @@ class LeadsStream:
     name: str = "leads"
     entity: EntityKind = EntityKind.LEAD
     parent: str | None = "ad_accounts"
-    fields: str = "id,created_time,ad_id,adset_id,campaign_id,form_id,is_organic,platform,field_data"
+    fields: str = (
+        "id,created_time,ad_id,adset_id,campaign_id,form_id,is_organic,platform,field_data"
+    )
 
     def partitions(
         self, ctx: PlatformContext, *, account: Mapping[str, Any] | None, state: Mapping[str, Any]
@@ -308,20 +361,38 @@ class LeadsStream:
         size = MetaConfig.from_settings(ctx.settings).page_size
         newest: int | None = None
         pages_url = graph_url(ctx, f"{partition.account_id}/promote_pages")
-        async for pages in cursor_pages(ctx, pages_url, params={"fields": "id,name", "limit": size}):
+        async for pages in cursor_pages(
+            ctx, pages_url, params={"fields": "id,name", "limit": size}
+        ):
             for page in pages:
                 forms_url = graph_url(ctx, f"{page['id']}/leadgen_forms")
-                async for forms in cursor_pages(ctx, forms_url, params={"fields": "id,name,status", "limit": size}):
+                async for forms in cursor_pages(
+                    ctx, forms_url, params={"fields": "id,name,status", "limit": size}
+                ):
                     for form in forms:
                         params: dict[str, Any] = {"fields": self.fields, "limit": size}
                         since = partition.params.get("created_since")
                         if since is not None:
                             params["filtering"] = json.dumps(
-                                [{"field": "time_created", "operator": "GREATER_THAN", "value": int(since)}]
+                                [
+                                    {
+                                        "field": "time_created",
+                                        "operator": "GREATER_THAN",
+                                        "value": int(since),
+                                    }
+                                ]
                             )
-                        scoped = attrs.evolve(partition, params={**partition.params, "page_id": str(page["id"])})
-                        async for leads in cursor_pages(ctx, graph_url(ctx, f"{form['id']}/leads"), params=params):
-                            stamps = [s for s in (epoch(x.get("created_time")) for x in leads) if s is not None]
+                        scoped = attrs.evolve(
+                            partition, params={**partition.params, "page_id": str(page["id"])}
+                        )
+                        async for leads in cursor_pages(
+                            ctx, graph_url(ctx, f"{form['id']}/leads"), params=params
+                        ):
+                            stamps = [
+                                s
+                                for s in (epoch(x.get("created_time")) for x in leads)
+                                if s is not None
+                            ]
                             newest = max([*stamps, *([newest] if newest else [])], default=newest)
                             yield Page(records=[map_lead(x, scoped) for x in leads])
         if newest is not None:
@@ -329,10 +400,17 @@ class LeadsStream:
 
     async def fetch(self, ctx: PlatformContext, partition: Partition) -> Record:
         """One lead by id (a ``leadgen`` webhook), with the ad account of its ad."""
-        raw = await request_json(ctx, "GET", graph_url(ctx, str(partition.params["lead_id"])), params={"fields": self.fields})
+        raw = await request_json(
+            ctx,
+            "GET",
+            graph_url(ctx, str(partition.params["lead_id"])),
+            params={"fields": self.fields},
+        )
         account = partition.account_id
         if raw.get("ad_id") and not account:
-            ad = await request_json(ctx, "GET", graph_url(ctx, str(raw["ad_id"])), params={"fields": "account_id"})
+            ad = await request_json(
+                ctx, "GET", graph_url(ctx, str(raw["ad_id"])), params={"fields": "account_id"}
+            )
             account = act(ad["account_id"])
         return map_lead(raw, attrs.evolve(partition, account_id=account))
 

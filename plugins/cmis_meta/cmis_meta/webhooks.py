@@ -64,7 +64,9 @@ class MetaWebhooks(HmacVerifier):
             return None
         query = request.query
         if query.get("hub.mode") != "subscribe" or not query.get("hub.challenge"):
-            raise WebhookRejected("not a subscription handshake", status=400, reason="bad_handshake")
+            raise WebhookRejected(
+                "not a subscription handshake", status=400, reason="bad_handshake"
+            )
         expected = settings.require("WEBHOOK_VERIFY_TOKEN", "needed to answer Meta's handshake")
         given = query.get("hub.verify_token", "")
         if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -75,9 +77,7 @@ class MetaWebhooks(HmacVerifier):
         """``leadgen:<ids>`` for lead deliveries (Meta may re-batch retries), else a body hash."""
         try:
             changes = [
-                c
-                for entry in json.loads(request.body)["entry"]
-                for c in entry.get("changes") or []
+                c for entry in json.loads(request.body)["entry"] for c in entry.get("changes") or []
             ]
             if changes and all(c.get("field") == "leadgen" for c in changes):
                 ids = sorted(str(c["value"]["leadgen_id"]) for c in changes)

@@ -45,7 +45,9 @@ CHALLENGE = "1158201444"
 
 def _handshake() -> Handshake:
     query = {"hub.mode": "subscribe", "hub.challenge": CHALLENGE, "hub.verify_token": VERIFY_TOKEN}
-    return Handshake(request=Delivery(method="GET", path="/webhooks/meta", query=query), body=CHALLENGE.encode())
+    return Handshake(
+        request=Delivery(method="GET", path="/webhooks/meta", query=query), body=CHALLENGE.encode()
+    )
 
 
 def build(options: SandboxOptions) -> ASGIApp:

@@ -165,7 +165,9 @@ class MetaData:
                 "status": status,
                 "configured_status": status,
                 "effective_status": status if status in HIDDEN else effective,
-                "optimization_goal": rng.choice(["LINK_CLICKS", "LEAD_GENERATION", "OFFSITE_CONVERSIONS"]),
+                "optimization_goal": rng.choice(
+                    ["LINK_CLICKS", "LEAD_GENERATION", "OFFSITE_CONVERSIONS"]
+                ),
                 "billing_event": "IMPRESSIONS",
                 "bid_amount": int(_minor(rng, 10, 500)),
                 "daily_budget": _minor(rng, 500, 20_000),
@@ -220,12 +222,18 @@ class MetaData:
 
         return LazyTable(len(self.ads(a)), make)
 
-    def visible(self, table: LazyTable[dict[str, Any]], statuses: frozenset[str] | None) -> list[int]:
+    def visible(
+        self, table: LazyTable[dict[str, Any]], statuses: frozenset[str] | None
+    ) -> list[int]:
         """Positions of ``table`` listed for ``statuses`` (default: all but archived/deleted)."""
         return [
             i
             for i, record in enumerate(table)
-            if (record["effective_status"] in statuses if statuses else record["effective_status"] not in HIDDEN)
+            if (
+                record["effective_status"] in statuses
+                if statuses
+                else record["effective_status"] not in HIDDEN
+            )
         ]
 
     def touch(self, kind: str, count: int) -> list[str]:
@@ -242,7 +250,7 @@ class MetaData:
                 self.touched[object_id] = moment
                 touched.append(object_id)
         for a in range(self.size.accounts):
-            table(a)._make.cache_clear()  # type: ignore[attr-defined]
+            table(a)._make.cache_clear()
         return touched
 
     # ------------------------------------------------------------------ insights
@@ -260,10 +268,19 @@ class MetaData:
             n = rng.randint(0, max(1, clicks // 5))
             if n:
                 click, view = n - n // 3, n // 3
-                actions.append({"action_type": kind, "value": str(n), "7d_click": str(click), "1d_view": str(view)})
+                actions.append(
+                    {
+                        "action_type": kind,
+                        "value": str(n),
+                        "7d_click": str(click),
+                        "1d_view": str(view),
+                    }
+                )
                 if kind == "omni_purchase":
                     amount = str(Decimal(rng.randint(100, 90_000)).scaleb(-2))
-                    values.append({"action_type": kind, "value": amount, "7d_click": amount, "1d_view": "0"})
+                    values.append(
+                        {"action_type": kind, "value": amount, "7d_click": amount, "1d_view": "0"}
+                    )
         return {
             "account_id": ad["account_id"],
             "account_currency": currency,
@@ -302,7 +319,12 @@ class MetaData:
 
     def forms(self, a: int) -> list[dict[str, Any]]:
         return [
-            {"id": make_id("form", a, f), "name": f"Form {f + 1}", "status": "ACTIVE", "page_id": self.page(a)["id"]}
+            {
+                "id": make_id("form", a, f),
+                "name": f"Form {f + 1}",
+                "status": "ACTIVE",
+                "page_id": self.page(a)["id"],
+            }
             for f in range(self.size.forms)
         ]
 

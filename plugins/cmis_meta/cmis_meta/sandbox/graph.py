@@ -17,9 +17,9 @@ import hmac
 import itertools
 import json
 import re
-from urllib.parse import parse_qsl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import attrs
 from starlette.requests import Request
@@ -36,13 +36,14 @@ from cmis_core.testing.sandbox import (
     select_fields,
 )
 from cmis_core.testing.sandbox.tokens import TokenRefused
-from cmis_meta.sandbox.data import HIDDEN, MetaData, graph_time, make_id, parse_id
+from cmis_meta.sandbox.data import MetaData, graph_time, make_id, parse_id
 from cmis_meta.sandbox.oauth import DATA_ACCESS_TTL, MetaOAuthServer
 
 ENTITY_LIMIT = 5000
 INSIGHTS_LIMIT = 5000
 LEVEL_PREFIX = {"campaigns": "campaign", "adsets": "adset", "ads": "ad"}
 INSIGHT_FIELDS_ALWAYS = ("date_start", "date_stop")
+TOO_MUCH = "Please reduce the amount of data you're asking for, then retry your request"
 STATUS_ORDER = ["Job Not Started", "Job Started", "Job Running", "Job Completed"]
 
 
@@ -65,6 +66,14 @@ class ReportRun:
     date_stop: str
     polls: int = 0
     failed: bool = False
+
+
+def missing(object_id: str) -> str:
+    """Graph's words for an id it cannot read (code 100, subcode 33)."""
+    return (
+        f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation."
+    )
 
 
 def _json_param(params: Mapping[str, str], name: str) -> Any:
@@ -94,7 +103,9 @@ def read_filters(params: Mapping[str, str]) -> Filters:
         try:
             field, operator, value = rule["field"], rule["operator"], rule["value"]
         except (KeyError, TypeError):
-            raise SandboxError(400, "100", "(#100) filtering rules need field, operator and value") from None
+            raise SandboxError(
+                400, "100", "(#100) filtering rules need field, operator and value"
+            ) from None
         name = field.split(".")[-1]
         if name == "effective_status" and operator == "IN":
             statuses = value
@@ -105,7 +116,11 @@ def read_filters(params: Mapping[str, str]) -> Filters:
         elif name == "id" and operator == "IN" and "." in field:
             ids[field.split(".")[0]] = frozenset(map(str, value))
         else:
-            raise SandboxError(400, "100", f"(#100) Filtering field {field} with operation {operator} is not supported")
+            raise SandboxError(
+                400,
+                "100",
+                f"(#100) Filtering field {field} with operation {operator} is not supported",
+            )
     return Filters(
         statuses=frozenset(statuses) if statuses else None,
         updated_after=updated,
@@ -123,7 +138,9 @@ def wanted_fields(fields: str | None) -> str | None:
     return re.sub(r"\{[^}]*\}", "", fields) if fields else fields
 
 
-def listing(call: Call, items: Sequence[dict[str, Any]], scope: str, *, limit_max: int = ENTITY_LIMIT) -> Response:
+def listing(
+    call: Call, items: Sequence[dict[str, Any]], scope: str, *, limit_max: int = ENTITY_LIMIT
+) -> Response:
     limit = read_int(call.request, "limit", default=25, maximum=limit_max)
     page = cursor_page(items, after=call.query.get("after"), limit=limit, scope=scope)
     fields = wanted_fields(call.query.get("fields"))
@@ -135,7 +152,9 @@ def listing(call: Call, items: Sequence[dict[str, Any]], scope: str, *, limit_ma
     )
 
 
-def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret: str, limits: Limits) -> None:
+def install(
+    fake: FakePlatform, data: MetaData, *, client_id: str, client_secret: str, limits: Limits
+) -> None:
     """Declare every Graph route on ``fake``."""
     runs: dict[str, ReportRun] = {}
     run_ids = itertools.count(9_000_000_000_001)
@@ -149,7 +168,9 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
         index = data.account_index(node)
         if index is None:
             raise SandboxError(
-                400, "100/33", f"Unsupported get request. Object with ID '{node}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
+                400,
+                "100/33",
+                missing(node),
             )
         return index
 
@@ -158,7 +179,9 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
         proof = call.query.get("appsecret_proof")
         if proof is None:
             if limits.require_proof:
-                raise SandboxError(400, "100", "API calls from the server require an appsecret_proof argument")
+                raise SandboxError(
+                    400, "100", "API calls from the server require an appsecret_proof argument"
+                )
             return
         expected = hmac.new(client_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(proof, expected):
@@ -175,13 +198,17 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
         filters = read_filters(call.query)
         positions = data.visible(table, filters.statuses)
         if filters.updated_after is not None:
-            positions = [i for i in positions if _epoch(table[i]["updated_time"]) > filters.updated_after]
+            positions = [
+                i for i in positions if _epoch(table[i]["updated_time"]) > filters.updated_after
+            ]
         items = LazyTable(len(positions), lambda i: table[positions[i]])
         key = f"{kind}:{a}:{sorted(filters.statuses or [])}:{filters.updated_after}"
         return listing(call, items, key)
 
     # ------------------------------------------------------------------ insights
-    def insight_rows(call: Call, a: int, params: Mapping[str, str]) -> tuple[Sequence[dict[str, Any]], str, str]:
+    def insight_rows(
+        call: Call, a: int, params: Mapping[str, str]
+    ) -> tuple[Sequence[dict[str, Any]], str, str]:
         level = params.get("level", "ad")
         if level not in ("ad", "account"):
             raise SandboxError(400, "100", "(#100) the sandbox offers level=ad and level=account")
@@ -192,7 +219,9 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             since = dt.date.fromisoformat(time_range["since"])
             until = dt.date.fromisoformat(time_range["until"])
         except (KeyError, ValueError, TypeError):
-            raise SandboxError(400, "100", "(#100) time_range must be {'since':'YYYY-MM-DD','until':'YYYY-MM-DD'}") from None
+            raise SandboxError(
+                400, "100", "(#100) time_range must be {'since':'YYYY-MM-DD','until':'YYYY-MM-DD'}"
+            ) from None
         if until < since:
             raise SandboxError(400, "100", "(#100) time_range: since must not be after until")
         days = [d for d in data.days if since <= d <= until]
@@ -204,13 +233,19 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             if wanted is not None:
                 for key in ("actions", "action_values"):
                     row[key] = [
-                        {k: v for k, v in item.items() if k in ("action_type", "value") or k in wanted}
+                        {
+                            k: v
+                            for k, v in item.items()
+                            if k in ("action_type", "value") or k in wanted
+                        }
                         for item in row[key]
                     ]
             return select_fields(row, fields, always=INSIGHT_FIELDS_ALWAYS)
 
         if level == "account":
-            rows: Sequence[dict[str, Any]] = LazyTable(len(days), lambda i: shape(data.account_insight(a, days[i])))
+            rows: Sequence[dict[str, Any]] = LazyTable(
+                len(days), lambda i: shape(data.account_insight(a, days[i]))
+            )
             return rows, since.isoformat(), until.isoformat()
         filters = read_filters(params)
         ads = data.ads(a)
@@ -219,15 +254,22 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             field = {"campaign": "campaign_id", "adset": "adset_id", "ad": "id"}[prefix]
             positions = [i for i in positions if ads[i][field] in ids]
         n = len(days)
-        rows = LazyTable(len(positions) * n, lambda i: shape(data.insight(a, positions[i // n], days[i % n])))
+        rows = LazyTable(
+            len(positions) * n, lambda i: shape(data.insight(a, positions[i // n], days[i % n]))
+        )
         return rows, since.isoformat(), until.isoformat()
 
     def insights_get(call: Call) -> Response:
         a = account(call)
-        rows, since, until = insight_rows(call, a, call.query)
+        rows, _, _ = insight_rows(call, a, call.query)
         if len(rows) > limits.sync_max_rows:
-            raise SandboxError(400, "100/1487534", "Please reduce the amount of data you're asking for, then retry your request")
-        scope = f"insights:{a}:{call.query.get('time_range')}:{call.query.get('filtering')}:{call.query.get('level')}"
+            raise SandboxError(
+                400,
+                "100/1487534",
+                TOO_MUCH,
+            )
+        q = call.query
+        scope = f"insights:{a}:{q.get('time_range')}:{q.get('filtering')}:{q.get('level')}"
         return listing(call, rows, scope, limit_max=INSIGHTS_LIMIT)
 
     async def insights_post(call: Call) -> Response:
@@ -238,7 +280,9 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             form.update(parse_qsl(body.decode()))
         rows, since, until = insight_rows(call, a, form)
         run_id = str(next(run_ids))
-        runs[run_id] = ReportRun(run_id, a, rows, since, until, failed=len(rows) > limits.job_max_rows)
+        runs[run_id] = ReportRun(
+            run_id, a, rows, since, until, failed=len(rows) > limits.job_max_rows
+        )
         return call.json({"report_run_id": run_id})
 
     def run_status(call: Call, run: ReportRun) -> Response:
@@ -258,15 +302,21 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
                 async_percent_completion=min(99, 100 * run.polls // max(1, limits.job_polls)),
                 error_code=100,
                 error_subcode=1487534,
-                error_message="Please reduce the amount of data you're asking for, then retry your request",
+                error_message=TOO_MUCH,
                 error_user_title="Too much data",
                 error_user_msg="Reduce the date range or the number of objects.",
             )
         elif done:
-            body.update(async_status="Job Completed", async_percent_completion=100, time_completed=int(fake.clock.now()))
+            body.update(
+                async_status="Job Completed",
+                async_percent_completion=100,
+                time_completed=int(fake.clock.now()),
+            )
         else:
             step = STATUS_ORDER[min(run.polls, 2)]
-            body.update(async_status=step, async_percent_completion=100 * run.polls // limits.job_polls)
+            body.update(
+                async_status=step, async_percent_completion=100 * run.polls // limits.job_polls
+            )
         return call.json(select_fields(body, call.query.get("fields")))
 
     def run_insights(call: Call, run: ReportRun) -> Response:
@@ -282,13 +332,19 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             return run_status(call, runs[object_id])
         if object_id == "me":
             assert call.grant is not None
-            return call.json(select_fields({"id": call.grant.user_id, "name": "Sandbox User"}, fields))
+            return call.json(
+                select_fields({"id": call.grant.user_id, "name": "Sandbox User"}, fields)
+            )
         a = data.account_index(object_id)
         if a is not None:
             return call.json(select_fields(data.accounts[a], fields))
         record = lookup(object_id)
         if record is None:
-            raise SandboxError(400, "100/33", f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation.")
+            raise SandboxError(
+                400,
+                "100/33",
+                missing(object_id),
+            )
         return call.json(select_fields(record, fields))
 
     def lookup(object_id: str) -> dict[str, Any] | None:
@@ -324,7 +380,11 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
         for object_id in wanted:
             record = lookup(object_id)
             if record is None:
-                raise SandboxError(400, "100/33", f"Unsupported get request. Object with ID '{object_id}' does not exist")
+                raise SandboxError(
+                    400,
+                    "100/33",
+                    f"Unsupported get request. Object with ID '{object_id}' does not exist",
+                )
             out[object_id] = select_fields(record, wanted_fields(call.query.get("fields")))
         return call.json(out)
 
@@ -339,31 +399,50 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             a = parsed[1] if parsed else None
         if a is None:
             return "app"
-        kind = "ads_insights" if (run or (len(parts) > 2 and parts[2] == "insights")) else "ads_management"
+        kind = (
+            "ads_insights"
+            if (run or (len(parts) > 2 and parts[2] == "insights"))
+            else "ads_management"
+        )
         return f"account:{data.accounts[a]['account_id']}:{kind}"
 
     @fake.get("/{version:graph_version}/debug_token", auth=False)
     async def debug_token(call: Call) -> Response:
         if not is_app_token(call):
-            raise SandboxError(400, "190", "Invalid OAuth access token - debug_token needs an app token")
+            raise SandboxError(
+                400, "190", "Invalid OAuth access token - debug_token needs an app token"
+            )
         token = call.query.get("input_token", "")
         record = fake.tokens.access.get(token)
         if record is None:
-            return call.json({"data": {"is_valid": False, "error": {"code": 190, "message": "Invalid OAuth access token"}}})
+            return call.json(
+                {
+                    "data": {
+                        "is_valid": False,
+                        "error": {"code": 190, "message": "Invalid OAuth access token"},
+                    }
+                }
+            )
         grant = fake.tokens.grants[record.grant_id]
         try:
             fake.tokens.check(token)
             valid, error = True, None
         except TokenRefused as exc:
             valid = False
-            error = {"code": 190, "subcode": 463 if exc.problem == "expired" else 458, "message": f"token {exc.problem}"}
+            error = {
+                "code": 190,
+                "subcode": 463 if exc.problem == "expired" else 458,
+                "message": f"token {exc.problem}",
+            }
         now = int(fake.clock.now())
         info: dict[str, Any] = {
             "app_id": client_id,
             "type": "SYSTEM_USER" if grant.user_id.startswith("system") else "USER",
             "application": "cmis sandbox",
             "expires_at": int(record.expires_at) if record.expires_at else 0,
-            "data_access_expires_at": 0 if grant.user_id.startswith("system") else now + DATA_ACCESS_TTL,
+            "data_access_expires_at": 0
+            if grant.user_id.startswith("system")
+            else now + DATA_ACCESS_TTL,
             "is_valid": valid,
             "issued_at": now,
             "scopes": list(grant.scopes),
@@ -373,7 +452,9 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             info["error"] = error
         return call.json({"data": info})
 
-    @fake.route("/{version:graph_version}/{node}/subscriptions", methods=("GET", "POST"), auth=False)
+    @fake.route(
+        "/{version:graph_version}/{node}/subscriptions", methods=("GET", "POST"), auth=False
+    )
     async def app_subscriptions(call: Call) -> Response:
         if not is_app_token(call) or call.path["node"] != client_id:
             raise SandboxError(400, "190", "(#190) app subscriptions need the app access token")
@@ -390,7 +471,11 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
             "object": form["object"],
             "callback_url": form["callback_url"],
             "active": True,
-            "fields": [{"name": f, "version": call.path["version"]} for f in (form.get("fields") or "").split(",") if f],
+            "fields": [
+                {"name": f, "version": call.path["version"]}
+                for f in (form.get("fields") or "").split(",")
+                if f
+            ],
         }
         return call.json({"success": True})
 
@@ -404,7 +489,11 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
         check_proof(call)
         return node(call)
 
-    @fake.route("/{version:graph_version}/{node}/{edge}", methods=("GET", "POST", "DELETE"), rate_key=charge_key)
+    @fake.route(
+        "/{version:graph_version}/{node}/{edge}",
+        methods=("GET", "POST", "DELETE"),
+        rate_key=charge_key,
+    )
     async def edge(call: Call) -> Response:
         check_proof(call)
         node_id, name, method = call.path["node"], call.path["edge"], call.request.method
@@ -414,7 +503,11 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
                 return listing(call, data.accounts, "adaccounts")
             if name == "accounts" and method == "GET":
                 pages = [
-                    {**data.page(a), "access_token": fake.tokens.issue_access(call.grant, None), "tasks": ["ADVERTISE", "MANAGE"]}
+                    {
+                        **data.page(a),
+                        "access_token": fake.tokens.issue_access(call.grant, None),
+                        "tasks": ["ADVERTISE", "MANAGE"],
+                    }
                     for a in range(data.size.accounts)
                 ]
                 return listing(call, pages, "pages")
@@ -422,7 +515,9 @@ def install(fake: FakePlatform, data: MetaData, *, client_id: str, client_secret
                 fake.tokens.revoke_grant(call.grant.grant_id)
                 return call.json({"success": True})
             if name == "permissions" and method == "GET":
-                return call.json({"data": [{"permission": s, "status": "granted"} for s in call.grant.scopes]})
+                return call.json(
+                    {"data": [{"permission": s, "status": "granted"} for s in call.grant.scopes]}
+                )
         if node_id in runs and name == "insights" and method == "GET":
             return run_insights(call, runs[node_id])
         if node_id.startswith("act_"):
@@ -481,7 +576,9 @@ def control_routes(fake: FakePlatform, data: MetaData, limits: Limits) -> list[A
 
     async def system_user_token(request: Request) -> Response:
         grant = fake.tokens.new_grant(
-            client_id="sandbox", user_id="system_user_1", scopes=("ads_read", "ads_management", "leads_retrieval")
+            client_id="sandbox",
+            user_id="system_user_1",
+            scopes=("ads_read", "ads_management", "leads_retrieval"),
         )
         return JSONResponse({"access_token": fake.tokens.issue_access(grant, None)})
 
@@ -541,7 +638,9 @@ def ad_account_sample(data: MetaData, n: int) -> dict[str, Any]:
     field = "with_issues_ad_objects" if n % 4 == 0 else "in_process_ad_objects"
     value: dict[str, Any] = {"id": ad["id"], "level": "AD"}
     if field == "with_issues_ad_objects":
-        value.update(error_code=1487890, error_summary="Ad rejected", error_message="The ad was rejected")
+        value.update(
+            error_code=1487890, error_summary="Ad rejected", error_message="The ad was rejected"
+        )
     else:
         value["status_name"] = "ACTIVE"
     return {

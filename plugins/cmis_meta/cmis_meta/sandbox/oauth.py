@@ -53,7 +53,9 @@ class MetaOAuthServer(OAuthServer):
     def routes(self) -> list[Route]:
         return [
             Route("/{version:graph_version}/dialog/oauth", self.authorize, methods=["GET"]),
-            Route("/{version:graph_version}/oauth/access_token", self.token, methods=["GET", "POST"]),
+            Route(
+                "/{version:graph_version}/oauth/access_token", self.token, methods=["GET", "POST"]
+            ),
         ]
 
     async def authorize(self, request: Request) -> Response:
@@ -97,6 +99,11 @@ class MetaOAuthServer(OAuthServer):
             return graph_error(code, message, subcode=subcode)
         code, subcode, message = _ERRORS.get(exc.error, (100, None, exc.description))
         if exc.error == "invalid_grant" and "redirect_uri" in exc.description:
-            code, subcode, message = 100, 36008, "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request"
+            code, subcode, message = (
+                100,
+                36008,
+                "Error validating verification code. Please make sure your redirect_uri is "
+                "identical to the one you used in the OAuth dialog request",
+            )
         kind = "OAuthException"
         return graph_error(code, message, subcode=subcode, kind=kind)

@@ -21,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 from cmis_core.testing.sandbox import ApiStyle, TokenProblem, Usage
 
 
-
 class GraphVersion(Convertor[str]):
     """Path segment ``v27.0``: keeps the Graph routes off ``/_sandbox/...``."""
 
@@ -104,7 +103,9 @@ class MetaStyle(ApiStyle):
         number = int(main) if main.isdigit() else 100
         subcode = int(sub) if sub.isdigit() else None
         kind = "GraphMethodException" if number == 100 else "OAuthException"
-        return graph_error(number, message, subcode=subcode, status=status, kind=kind, headers=headers)
+        return graph_error(
+            number, message, subcode=subcode, status=status, kind=kind, headers=headers
+        )
 
     def token_error(self, problem: TokenProblem) -> Response:
         code, subcode, message = TOKEN_ERRORS[problem]
@@ -131,19 +132,27 @@ class MetaStyle(ApiStyle):
 
     def server_error(self, status: int = 500) -> Response:
         return JSONResponse(
-            envelope(2, "An unexpected error has occurred. Please retry your request later.", transient=True),
+            envelope(
+                2,
+                "An unexpected error has occurred. Please retry your request later.",
+                transient=True,
+            ),
             status_code=status,
         )
 
     def usage_headers(self, usage: Usage, *, regain_after: float | None = None) -> dict[str, str]:
         pct = usage.percent
         headers = {
-            "X-App-Usage": json.dumps({"call_count": pct, "total_cputime": max(0, pct - 5), "total_time": pct})
+            "X-App-Usage": json.dumps(
+                {"call_count": pct, "total_cputime": max(0, pct - 5), "total_time": pct}
+            )
         }
         account, kind = _split_key(usage.key)
         if account is None:
             return headers
-        wait = regain_after if regain_after is not None else (usage.reset_after if pct >= 100 else 0)
+        wait = (
+            regain_after if regain_after is not None else (usage.reset_after if pct >= 100 else 0)
+        )
         minutes = math.ceil(wait / 60) if wait else 0
         headers["X-Ad-Account-Usage"] = json.dumps(
             {
@@ -168,7 +177,11 @@ class MetaStyle(ApiStyle):
         )
         if kind == "ads_insights":
             headers["x-fb-ads-insights-throttle"] = json.dumps(
-                {"app_id_util_pct": max(0, pct - 20), "acc_id_util_pct": pct, "ads_api_access_tier": "standard_access"}
+                {
+                    "app_id_util_pct": max(0, pct - 20),
+                    "acc_id_util_pct": pct,
+                    "ads_api_access_tier": "standard_access",
+                }
             )
         return headers
 
