@@ -85,9 +85,13 @@ async def test_calls_carry_appsecret_proof_when_the_app_requires_it(served, api,
     async with httpx2.AsyncClient(auth=MetaAuthProvider().http_auth(tokens)) as bare:
         bare_ctx = make_context(served.env, bare)
         with pytest.raises(Fatal, match="appsecret_proof"):
-            async for _ in root.read(bare_ctx, next(iter(root.partitions(bare_ctx, account=None, state={})))):
+            async for _ in root.read(
+                bare_ctx, next(iter(root.partitions(bare_ctx, account=None, state={})))
+            ):
                 pass
-    accounts = [p async for p in root.read(api, next(iter(root.partitions(api, account=None, state={}))))]
+    accounts = [
+        p async for p in root.read(api, next(iter(root.partitions(api, account=None, state={}))))
+    ]
     assert accounts[0].records
 
 

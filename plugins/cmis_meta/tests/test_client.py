@@ -24,7 +24,9 @@ from cmis_core.errors import (
 from cmis_meta.client import MetaAuth, classify, minor_to_micros, to_micros, usage, version
 
 
-def graph(code: int, sub: int | None = None, *, status: int = 400, message: str = "m", headers=None):
+def graph(
+    code: int, sub: int | None = None, *, status: int = 400, message: str = "m", headers=None
+):
     error = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "x"}
     if sub is not None:
         error["error_subcode"] = sub
@@ -77,7 +79,9 @@ def test_code_1_asking_for_less_data_is_a_split() -> None:
 
 
 def test_rate_limit_wait_comes_from_the_headers() -> None:
-    buc = {"42": [{"type": "ads_insights", "call_count": 100, "estimated_time_to_regain_access": 7}]}
+    buc = {
+        "42": [{"type": "ads_insights", "call_count": 100, "estimated_time_to_regain_access": 7}]
+    }
     error = classify(graph(80000, headers={"X-Business-Use-Case-Usage": json.dumps(buc)}))
     assert isinstance(error, RateLimited) and error.retry_after == 420  # minutes -> seconds
     account = {"acc_id_util_pct": 100, "reset_time_duration": 95}
@@ -106,8 +110,15 @@ def test_usage_headers_become_readings_per_scope() -> None:
         "X-Ad-Account-Usage": json.dumps({"acc_id_util_pct": 9.5, "reset_time_duration": 100}),
         "X-Business-Use-Case-Usage": json.dumps(
             {
-                "42": [{"type": "ads_management", "call_count": 95, "total_cputime": 20,
-                        "total_time": 20, "estimated_time_to_regain_access": 2}],
+                "42": [
+                    {
+                        "type": "ads_management",
+                        "call_count": 95,
+                        "total_cputime": 20,
+                        "total_time": 20,
+                        "estimated_time_to_regain_access": 2,
+                    }
+                ],
                 "777": [{"type": "pages", "call_count": 5}],
             }
         ),
@@ -167,7 +178,9 @@ def test_budgets_in_minor_units_honour_the_currency_offset() -> None:
 def test_a_sunset_version_is_refused(ctx) -> None:
     import attrs
 
-    old = attrs.evolve(ctx.settings, environ={**ctx.settings.environ, "CMIS_META_API_VERSION": "v24.0"})
+    old = attrs.evolve(
+        ctx.settings, environ={**ctx.settings.environ, "CMIS_META_API_VERSION": "v24.0"}
+    )
     with pytest.raises(SunsetApiVersion):
         version(attrs.evolve(ctx, settings=old), today=dt.date(2026, 11, 28))
     assert version(ctx) == "v27.0"
