@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator, Iterator
 import httpx2
 import pytest
 import pytest_asyncio
+from cmis_meta import sandbox
+from cmis_meta.auth import MetaAuthProvider
 from meta_helpers import connect, make_context
 
 from cmis_core import PlatformContext, SandboxOptions, TokenSet
 from cmis_core.settings import PlatformSettings
 from cmis_core.testing.control import SandboxControl
 from cmis_core.testing.serve import RunningSandbox, serve
-from cmis_meta import sandbox
-from cmis_meta.auth import MetaAuthProvider
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
 import structlog
+from cmis_meta.auth import MetaAuthProvider
+from cmis_meta.client import platform
 
 from cmis_core import Partition, PlatformContext, TokenSet
 from cmis_core.settings import PlatformSettings
-from cmis_meta.auth import MetaAuthProvider
-from cmis_meta.client import platform
 
 REDIRECT = "http://127.0.0.1:8000/oauth/callback"
 

@@ -1,4 +1,4 @@
-"""Facebook Login against the sandbox: long-lived exchange, expiry, re-exchange, proof, system users."""
+"""Facebook Login against the sandbox: exchange, expiry, re-exchange, proof, system users."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import datetime as dt
 import attrs
 import httpx2
 import pytest
+from cmis_meta.auth import MetaAuthProvider
+from cmis_meta.client import SCOPES
+from meta_helpers import connect, make_context
 
 from cmis_core.errors import Fatal, OAuthFlowError, ReauthRequired, TokenRejected
 from cmis_core.types import utcnow
-from cmis_meta.auth import MetaAuthProvider
-from cmis_meta.client import SCOPES
-
-from meta_helpers import connect, make_context
 
 LONG = 5_183_944
 
@@ -23,7 +22,8 @@ async def test_connect_gives_a_long_lived_token_with_scopes_and_expiry(ctx, toke
     assert set(SCOPES) <= set(tokens.scopes)
     left = (tokens.expires_at - utcnow()).total_seconds()
     assert LONG - 60 < left <= LONG  # exchanged, not the short-lived one (3600 s)
-    assert tokens.extra["token_kind"] == "USER" and tokens.extra["data_access_expires_at"]
+    assert tokens.extra["token_kind"] == "USER"
+    assert tokens.extra["data_access_expires_at"]
     assert tokens.access_token not in repr(tokens)
 
 
@@ -70,10 +70,12 @@ async def test_expiry_warns_days_ahead_then_expires(served, http, tokens) -> Non
     ends = min(tokens.expires_at, dt.datetime.fromisoformat(tokens.extra["data_access_expires_at"]))
     assert provider.expiry(ctx, tokens, now=ends - dt.timedelta(days=11)).state == "ok"
     warn = provider.expiry(ctx, tokens, now=ends - dt.timedelta(days=9))
-    assert warn.state == "expiring" and warn.renewable
+    assert warn.state == "expiring"
+    assert warn.renewable
     assert warn.warn_at == ends - dt.timedelta(days=10)
     gone = provider.expiry(ctx, tokens, now=ends)
-    assert gone.state == "expired" and not gone.renewable
+    assert gone.state == "expired"
+    assert not gone.renewable
 
 
 async def test_calls_carry_appsecret_proof_when_the_app_requires_it(served, api, tokens) -> None:
@@ -98,7 +100,8 @@ async def test_calls_carry_appsecret_proof_when_the_app_requires_it(served, api,
 async def test_system_user_token_is_adopted_without_expiry(ctx, served) -> None:
     minted = (await ctx.http.post(served.base_url + "/_sandbox/meta/system_user_token")).json()
     adopted = await MetaAuthProvider().adopt(ctx, minted["access_token"] + "\n")
-    assert adopted.expires_at is None and adopted.extra["token_kind"] == "SYSTEM_USER"
+    assert adopted.expires_at is None
+    assert adopted.extra["token_kind"] == "SYSTEM_USER"
     assert "ads_read" in adopted.scopes
     assert MetaAuthProvider().expiry(ctx, adopted).state == "never"
     with pytest.raises(ReauthRequired):

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx2
 import pytest
+from cmis_meta.client import MetaAuth, classify, minor_to_micros, to_micros, usage, version
 
 from cmis_core.errors import (
     AccountFailed,
@@ -21,7 +22,6 @@ from cmis_core.errors import (
     TokenRejected,
     Transient,
 )
-from cmis_meta.client import MetaAuth, classify, minor_to_micros, to_micros, usage, version
 
 
 def graph(
@@ -66,7 +66,8 @@ def graph(
 def test_classification_table(code: int, sub: int | None, expected: type) -> None:
     error = classify(graph(code, sub))
     assert type(error) is expected
-    assert error.platform == "meta" and error.code == code
+    assert error.platform == "meta"
+    assert error.code == code
 
 
 def test_reauth_subcodes_are_not_token_rejected() -> None:
@@ -83,10 +84,12 @@ def test_rate_limit_wait_comes_from_the_headers() -> None:
         "42": [{"type": "ads_insights", "call_count": 100, "estimated_time_to_regain_access": 7}]
     }
     error = classify(graph(80000, headers={"X-Business-Use-Case-Usage": json.dumps(buc)}))
-    assert isinstance(error, RateLimited) and error.retry_after == 420  # minutes -> seconds
+    assert isinstance(error, RateLimited)
+    assert error.retry_after == 420  # minutes -> seconds
     account = {"acc_id_util_pct": 100, "reset_time_duration": 95}
     error = classify(graph(613, headers={"X-Ad-Account-Usage": json.dumps(account)}))
-    assert isinstance(error, RateLimited) and error.retry_after == 95
+    assert isinstance(error, RateLimited)
+    assert error.retry_after == 95
     assert classify(graph(4)).retry_after == 300  # app limit: Meta gives no wait
 
 
@@ -100,7 +103,8 @@ def test_success_and_bare_http_errors() -> None:
 def test_error_messages_never_echo_a_token() -> None:
     token = "EAAB" + "x" * 120
     error = classify(graph(190, message=f"Malformed access token {token}"))
-    assert token not in str(error) and "<redacted>" in str(error)
+    assert token not in str(error)
+    assert "<redacted>" in str(error)
 
 
 def test_usage_headers_become_readings_per_scope() -> None:

@@ -6,14 +6,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from meta_helpers import read
-
-from cmis_core import Partition
-from cmis_core.errors import RateLimited, TokenRejected
 from cmis_meta.config import MetaConfig
 from cmis_meta.insights import map_metric
 from cmis_meta.streams import streams
 from cmis_meta.webhooks import MetaWebhooks
+from meta_helpers import read
+
+from cmis_core import Partition
+from cmis_core.errors import RateLimited, TokenRejected
 
 STREAMS = {s.name: s for s in streams()}
 
@@ -100,7 +100,8 @@ async def test_an_interrupted_report_run_is_resumed_not_restarted(api, served) -
     assert resumed.params["inflight"]["report_run_id"]
     records, after = await read(api, stream, resumed)
     assert (await stats(api, served))["report_runs"] == 1, "a second job was started"
-    assert records and f"inflight:{partition.key}" not in after
+    assert records
+    assert f"inflight:{partition.key}" not in after
 
 
 async def test_too_much_data_splits_the_job(api, served) -> None:
@@ -122,7 +123,8 @@ async def test_too_much_data_splits_the_job(api, served) -> None:
 async def test_account_level_metrics_are_read_directly(api, served) -> None:
     account = (await accounts(api))[0]
     metrics, _ = await one(api, "daily_metrics_account", account)
-    assert len(metrics) == 10 and {m["level"] for m in metrics} == {"account"}
+    assert len(metrics) == 10
+    assert {m["level"] for m in metrics} == {"account"}
     assert (await stats(api, served))["report_runs"] == 0
 
 
@@ -150,7 +152,8 @@ def test_conversions_count_the_configured_action_types() -> None:
     assert record["conversions_value_micros"] == 99_990_000
     assert record["spend_micros"] == 12_340_000
     assert record["attribution_setting"] == "28d_click"
-    assert record["account_id"] == "act_42" and record["date"] == dt.date(2026, 11, 1)
+    assert record["account_id"] == "act_42"
+    assert record["date"] == dt.date(2026, 11, 1)
 
 
 async def test_insights_request_the_attribution_windows(api, served) -> None:
@@ -191,14 +194,10 @@ async def test_webhook_events_drive_targeted_reads(api, control) -> None:
             assert [r["external_id"] for r in records] == [event.external_id]
             if event.kind == "lead":
                 lead = records[0]
-                assert (
-                    lead["form_id"] == event.payload["form_id"]
-                    and lead["page_id"] == event.route_id
-                )
-                assert (
-                    lead["account_id"].startswith("act_")
-                    and lead["ad_id"] == event.payload["ad_id"]
-                )
+                assert lead["form_id"] == event.payload["form_id"]
+                assert lead["page_id"] == event.route_id
+                assert lead["account_id"].startswith("act_")
+                assert lead["ad_id"] == event.payload["ad_id"]
                 assert lead["fields"]["email"].endswith("@example.invalid")
             else:
                 assert records[0]["account_id"] == event.route_id
@@ -207,6 +206,7 @@ async def test_webhook_events_drive_targeted_reads(api, control) -> None:
 async def test_leads_are_read_incrementally(api) -> None:
     account = (await accounts(api))[0]
     leads, state = await one(api, "leads", account)
-    assert len(leads) == 2 * 5 and all(lead["form_id"] for lead in leads)
+    assert len(leads) == 2 * 5
+    assert all(lead["form_id"] for lead in leads)
     again, _ = await one(api, "leads", account, {k: v + 10_000 for k, v in state.items()})
     assert again == []
