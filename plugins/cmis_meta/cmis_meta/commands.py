@@ -15,8 +15,6 @@ from typing import Any
 
 import click
 
-from cmis_core.errors import CmisError
-
 AD_ACCOUNT_FIELDS = (
     "with_issues_ad_objects,in_process_ad_objects,ad_recommendations,creative_fatigue"
 )
@@ -26,7 +24,7 @@ async def subscribe(
     ctx: Any, *, callback_url: str, user_token: str | None, accounts: tuple[str, ...]
 ) -> dict[str, list[str]]:
     """Set up the subscriptions; returns what was subscribed (ids, never tokens)."""
-    from cmis_core.sync.paging import cursor_pages, request_json
+    from cmis_core.sync.paging import request_json
     from cmis_meta.client import MetaAuth, app_token, graph_url
 
     settings = ctx.settings
@@ -50,34 +48,38 @@ async def subscribe(
         done["objects"].append(obj)
     if user_token is None:
         return done
-    import attrs
-
-    user = attrs.evolve(ctx, http=ctx.http)
     auth = MetaAuth(user_token, secret)
-    async for pages in cursor_pages(
-        user,
+    pages = await request_json(
+        ctx,
+        "GET",
         graph_url(ctx, "me/accounts"),
-        params={"fields": "id,access_token", "limit": 100, "access_token": user_token},
-    ):
-        for page in pages:
-            await request_json(
-                ctx,
-                "POST",
-                graph_url(ctx, f"{page['id']}/subscribed_apps"),
-                params={"subscribed_fields": "leadgen", "access_token": page["access_token"]},
-            )
-            done["pages"].append(str(page["id"]))
+        params={"fields": "id,access_token", "limit": 100},
+        headers={"Authorization": f"Bearer {user_token}"},
+    )
+    for page in (pages or {}).get("data") or []:
+        page_auth = MetaAuth(str(page["access_token"]), secret)
+        response = await ctx.http.post(
+            graph_url(ctx, f"{page['id']}/subscribed_apps"),
+            params={"subscribed_fields": "leadgen"},
+            auth=page_auth,
+        )
+        _raise(response)
+        done["pages"].append(str(page["id"]))
     for account in accounts:
         response = await ctx.http.post(
             graph_url(ctx, f"{account}/subscribed_apps"), params={"app_id": client_id}, auth=auth
         )
-        from cmis_meta.client import classify
-
-        error = classify(response)
-        if error is not None:
-            raise error
+        _raise(response)
         done["ad_accounts"].append(account)
     return done
+
+
+def _raise(response: Any) -> None:
+    from cmis_meta.client import classify
+
+    error = classify(response)
+    if error is not None:
+        raise error
 
 
 @click.group(name="meta")
@@ -118,10 +120,7 @@ def subscribe_command(callback_url: str, token_stdin: bool, accounts: tuple[str,
                 ctx, callback_url=callback_url, user_token=token, accounts=accounts
             )
 
-    try:
-        done = asyncio.run(run())
-    except CmisError:
-        raise
+    done = asyncio.run(run())
     click.echo(
         f"subscribed objects: {', '.join(done['objects'])}; pages: {len(done['pages'])}; "
         f"ad accounts: {len(done['ad_accounts'])}"
