@@ -155,9 +155,17 @@ class Partition:
 
 @attrs.frozen(kw_only=True)
 class Page:
-    """One page of mapped records, as the stream yields them."""
+    """One page of mapped records, as the stream yields them.
+
+    ``state``, when set, is stream state to commit with this page's records: a shallow
+    merge into the stream's stored state (a ``None`` value removes the key), which
+    ``partitions`` receives next time. A stream uses it to checkpoint mid-partition, e.g.
+    an in-flight report job (``{"inflight:" + partition.key: {"report_run_id": ...}}``) so
+    an interrupted run picks the job up instead of starting another, or a watermark.
+    """
 
     records: list[Mapping[str, Any]] = attrs.field(repr=lambda v: f"<{len(v)} records>")
+    state: Mapping[str, Any] | None = None
 
 
 @runtime_checkable
