@@ -107,7 +107,7 @@ def platform() -> Platform:
         auth_url=WWW_URL,
         token_url=GRAPH_URL,
         scopes=SCOPES,
-        capabilities=CAPABILITIES,  # type: ignore[arg-type]  # attrs converter=frozenset typing
+        capabilities=CAPABILITIES,
         rate_limit=RateLimitPolicy(
             calls_per_second=10, burst=50, slow_down_at=0.75, max_concurrency=4
         ),
