@@ -1,0 +1,146 @@
+"""The rate governor: slow down before a platform's limit, not after its error.
+
+Each request runs in a scope ``(platform, app, account)``. Before it is sent the governor:
+
+1. honours a pause on the scope (a platform's ``regain_after``, a throttle's Retry-After):
+   sleeps it, or raises :class:`~cmis_core.errors.RetryLater` when it is longer than
+   ``max_inline_wait``;
+2. for a platform that reports usage (``Platform.usage``), spaces calls out once usage
+   passes ``slow_down_at``: see :func:`pacing_delay`;
+3. for a platform without usage headers, takes a token from the scope's bucket
+   (``calls_per_second``, ``burst``).
+
+Readings are keyed ``<platform>:<app>:<reading scope>``; a request on account ``A``
+consults the readings of scope ``app`` and ``account:A`` (plugins name their scopes so).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from cmis_core.errors import RetryLater
+
+if TYPE_CHECKING:
+    from cmis_core.http.retry import Sleep
+    from cmis_core.http.stores import GovernorStore
+    from cmis_core.types import Platform, RateLimitPolicy, UsageReading
+
+log = structlog.get_logger(__name__)
+
+_MIN_HEADROOM = 0.01
+
+
+def pacing_delay(used: float, policy: RateLimitPolicy, *, max_pace: float) -> float:
+    """The spacing between two calls of a scope whose latest usage is ``used`` (0..1+).
+
+    None below ``slow_down_at``; above it, ``(used - slow_down_at) / (1 - used)`` times one
+    nominal call interval (``1 / calls_per_second``), capped at ``max_pace``. The spacing
+    grows without bound as usage nears 100 %, so calls settle where the platform regains
+    budget as fast as they spend it: all the budget is used, and the limit is not reached.
+    """
+    if used < policy.slow_down_at:
+        return 0.0
+    headroom = max(1.0 - used, _MIN_HEADROOM)
+    delay = (used - policy.slow_down_at) / headroom / policy.calls_per_second
+    return min(delay, max_pace)
+
+
+def scope_keys(platform: str, app: str, account: str | None) -> list[str]:
+    """The governor keys a request on ``account`` is subject to, widest first."""
+    keys = [f"{platform}:{app}:app"]
+    if account:
+        keys.append(f"{platform}:{app}:account:{account}")
+    return keys
+
+
+class Governor:
+    """Per-scope pacing over a shared :class:`~cmis_core.http.stores.GovernorStore`.
+
+    One per event loop; the spacing state (when this process last started a call on each
+    scope) is its own, the readings, pauses and buckets are the store's.
+    """
+
+    def __init__(
+        self,
+        store: GovernorStore,
+        *,
+        sleep: Sleep,
+        max_inline_wait: float,
+        max_pace: float,
+    ) -> None:
+        self._store = store
+        self._sleep = sleep
+        self._max_inline_wait = max_inline_wait
+        self._max_pace = max_pace
+        self._last_start: dict[str, float] = {}
+
+    def _too_long(self, platform: str, wait: float, why: str) -> RetryLater:
+        log.warning("http.reschedule", platform=platform, retry_after=round(wait, 3), why=why)
+        return RetryLater(
+            f"{platform}: {why} for {wait:.0f} s, longer than the {self._max_inline_wait:.0f} s "
+            "waited inline; reschedule",
+            retry_after=wait,
+            platform=platform,
+        )
+
+    async def acquire(self, platform: Platform, app: str, account: str | None) -> float:
+        """Wait until a call on this scope may start; returns the seconds waited.
+
+        Raises :class:`~cmis_core.errors.RetryLater` instead of sleeping a wait longer than
+        ``max_inline_wait``.
+        """
+        keys = scope_keys(platform.name, app, account)
+        policy = platform.rate_limit
+        waited = 0.0
+        states = await self._store.read(keys)
+        paused_until = max((s.paused_until or 0.0 for s in states), default=0.0)
+        pause = paused_until - time.time()
+        if pause > 0:
+            if pause > self._max_inline_wait:
+                raise self._too_long(platform.name, pause, "the platform paused calls")
+            log.info("http.paused", platform=platform.name, account=account, wait=round(pause, 3))
+            await self._sleep(pause)
+            waited += pause
+        if platform.usage is None:
+            wait = await self._store.take(
+                keys[-1],
+                rate=policy.calls_per_second,
+                burst=policy.burst,
+                max_wait=self._max_inline_wait,
+            )
+            if wait > self._max_inline_wait:
+                raise self._too_long(platform.name, wait, "the rate bucket is empty")
+        else:
+            now = time.monotonic()
+            start = now
+            for key, state in zip(keys, states, strict=True):
+                last = self._last_start.get(key)
+                if state.used is not None and last is not None:
+                    delay = pacing_delay(state.used, policy, max_pace=self._max_pace)
+                    start = max(start, last + delay)
+            for key in keys:
+                self._last_start[key] = start
+            wait = start - now
+        if wait > 0:
+            await self._sleep(wait)
+            waited += wait
+        return waited
+
+    async def observe(self, platform: str, app: str, readings: list[UsageReading]) -> None:
+        """Record the usage a response reported; a reading's ``regain_after`` pauses its scope."""
+        now = time.time()
+        for reading in readings:
+            key = f"{platform}:{app}:{reading.scope}"
+            await self._store.record_usage(key, reading.used)
+            if reading.regain_after:
+                await self._store.pause(key, now + reading.regain_after)
+
+    async def throttled(
+        self, platform: str, app: str, account: str | None, retry_after: float
+    ) -> None:
+        """A throttle answer: pause the request's narrowest scope for ``retry_after`` s."""
+        key = scope_keys(platform, app, account)[-1]
+        await self._store.pause(key, time.time() + retry_after)
