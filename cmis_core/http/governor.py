@@ -17,6 +17,7 @@ consults the readings of scope ``app`` and ``account:A`` (plugins name their sco
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -70,7 +71,9 @@ class Governor:
         sleep: Sleep,
         max_inline_wait: float,
         max_pace: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._store = store
         self._sleep = sleep
         self._max_inline_wait = max_inline_wait
@@ -97,7 +100,7 @@ class Governor:
         waited = 0.0
         states = await self._store.read(keys)
         paused_until = max((s.paused_until or 0.0 for s in states), default=0.0)
-        pause = paused_until - time.time()
+        pause = paused_until - self._clock()
         if pause > 0:
             if pause > self._max_inline_wait:
                 raise self._too_long(platform.name, pause, "the platform paused calls")
@@ -114,7 +117,7 @@ class Governor:
             if wait > self._max_inline_wait:
                 raise self._too_long(platform.name, wait, "the rate bucket is empty")
         else:
-            now = time.monotonic()
+            now = self._clock()
             start = now
             for key, state in zip(keys, states, strict=True):
                 last = self._last_start.get(key)
@@ -131,7 +134,7 @@ class Governor:
 
     async def observe(self, platform: str, app: str, readings: list[UsageReading]) -> None:
         """Record the usage a response reported; a reading's ``regain_after`` pauses its scope."""
-        now = time.time()
+        now = self._clock()
         for reading in readings:
             key = f"{platform}:{app}:{reading.scope}"
             await self._store.record_usage(key, reading.used)
@@ -143,4 +146,4 @@ class Governor:
     ) -> None:
         """A throttle answer: pause the request's narrowest scope for ``retry_after`` s."""
         key = scope_keys(platform, app, account)[-1]
-        await self._store.pause(key, time.time() + retry_after)
+        await self._store.pause(key, self._clock() + retry_after)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -50,7 +52,8 @@ class HttpHub:
 
     ``transport`` replaces the pool (tests pass ``httpx2.MockTransport``); ``store`` the
     governor state (default: Redis when ``config.redis_url`` is set, else this process's
-    memory); ``sleep`` the sleep used for every wait (tests record instead of sleeping).
+    memory); ``sleep`` the sleep used for every wait and ``clock`` the wall clock the governor
+    reads (tests pass a fake pair, so waits are asserted, not slept).
     Must be built inside a running event loop.
     """
 
@@ -61,6 +64,7 @@ class HttpHub:
         transport: httpx2.AsyncBaseTransport | None = None,
         store: GovernorStore | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.config = config = config or HttpConfig()
@@ -82,7 +86,11 @@ class HttpHub:
         self.store = store
         self._sleep = sleep
         self.governor = Governor(
-            store, sleep=sleep, max_inline_wait=config.max_inline_wait, max_pace=config.max_pace
+            store,
+            sleep=sleep,
+            clock=clock,
+            max_inline_wait=config.max_inline_wait,
+            max_pace=config.max_pace,
         )
         self.counters = Counters()
         self._clients: dict[tuple[str, str], httpx2.AsyncClient] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -61,16 +61,20 @@ class GovernorStore(Protocol):
 
 
 class MemoryStore:
-    """State in this process's memory, shared by its event loops and threads."""
+    """State in this process's memory, shared by its event loops and threads.
 
-    def __init__(self) -> None:
+    ``clock`` (wall-clock seconds) is injectable for tests.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._usage: dict[str, tuple[float, float]] = {}
         self._pauses: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
 
     async def read(self, keys: Sequence[str]) -> list[ScopeState]:
-        now = time.time()
+        now = self._clock()
         out = []
         with self._lock:
             for key in keys:
@@ -89,14 +93,14 @@ class MemoryStore:
 
     async def record_usage(self, key: str, used: float) -> None:
         with self._lock:
-            self._usage[key] = (used, time.time())
+            self._usage[key] = (used, self._clock())
 
     async def pause(self, key: str, until: float) -> None:
         with self._lock:
             self._pauses[key] = max(until, self._pauses.get(key, 0.0))
 
     async def take(self, key: str, *, rate: float, burst: int, max_wait: float) -> float:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             tokens, stamp = self._buckets.get(key, (float(burst), now))
             tokens = min(float(burst), tokens + max(0.0, now - stamp) * rate)
