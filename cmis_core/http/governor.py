@@ -26,26 +26,32 @@ from cmis_core.errors import RetryLater
 
 if TYPE_CHECKING:
     from cmis_core.http.retry import Sleep
-    from cmis_core.http.stores import GovernorStore
+    from cmis_core.http.stores import GovernorStore, ScopeState
     from cmis_core.types import Platform, RateLimitPolicy, UsageReading
 
 log = structlog.get_logger(__name__)
 
-_MIN_HEADROOM = 0.01
+_FLOOR_SHARE = 0.2  # headroom floor, as a share of the slow-down zone: 5 intervals at 100 %
+_MAX_STRAIN = 64.0
 
 
-def pacing_delay(used: float, policy: RateLimitPolicy, *, max_pace: float) -> float:
+def pacing_delay(
+    used: float, policy: RateLimitPolicy, *, max_pace: float, strain: float = 1.0
+) -> float:
     """The spacing between two calls of a scope whose latest usage is ``used`` (0..1+).
 
-    None below ``slow_down_at``; above it, ``(used - slow_down_at) / (1 - used)`` times one
-    nominal call interval (``1 / calls_per_second``), capped at ``max_pace``. The spacing
-    grows without bound as usage nears 100 %, so calls settle where the platform regains
-    budget as fast as they spend it: all the budget is used, and the limit is not reached.
+    None below ``slow_down_at`` (``s``); above it, ``(used - s) / (1 - used)`` nominal call
+    intervals (``1 / calls_per_second``), so calls settle where the platform regains budget
+    as fast as they spend it: the budget is used, and the limit is not reached. Near the
+    limit the headroom is floored at a fifth of ``1 - s`` (five intervals at 100 %), and
+    ``strain`` (doubled by the governor for each reading at or past 100 %) stretches it
+    when the platform regains far slower than its nominal rate. Capped at ``max_pace``.
     """
-    if used < policy.slow_down_at:
+    s = policy.slow_down_at
+    if used < s:
         return 0.0
-    headroom = max(1.0 - used, _MIN_HEADROOM)
-    delay = (used - policy.slow_down_at) / headroom / policy.calls_per_second
+    headroom = max(1.0 - used, (1.0 - s) * _FLOOR_SHARE, 1e-6)
+    delay = (used - s) / headroom / policy.calls_per_second * strain
     return min(delay, max_pace)
 
 
@@ -79,6 +85,7 @@ class Governor:
         self._max_inline_wait = max_inline_wait
         self._max_pace = max_pace
         self._last_start: dict[str, float] = {}
+        self._strain: dict[str, float] = {}
 
     def _too_long(self, platform: str, wait: float, why: str) -> RetryLater:
         log.warning("http.reschedule", platform=platform, retry_after=round(wait, 3), why=why)
@@ -117,26 +124,49 @@ class Governor:
             if wait > self._max_inline_wait:
                 raise self._too_long(platform.name, wait, "the rate bucket is empty")
         else:
+            waited += await self._space(keys, states, policy)
+            return waited
+        if wait > 0:
+            await self._sleep(wait)
+            waited += wait
+        return waited
+
+    async def _space(
+        self, keys: list[str], states: list[ScopeState], policy: RateLimitPolicy
+    ) -> float:
+        """Wait out the spacing the latest readings ask for, re-reading them after each
+        sleep (just in time: a slot booked on old usage would waste or overrun budget)."""
+        waited = 0.0
+        while True:
             now = self._clock()
             start = now
             for key, state in zip(keys, states, strict=True):
                 last = self._last_start.get(key)
                 if state.used is not None and last is not None:
-                    delay = pacing_delay(state.used, policy, max_pace=self._max_pace)
+                    delay = pacing_delay(
+                        state.used,
+                        policy,
+                        max_pace=self._max_pace,
+                        strain=self._strain.get(key, 1.0),
+                    )
                     start = max(start, last + delay)
-            for key in keys:
-                self._last_start[key] = start
-            wait = start - now
-        if wait > 0:
-            await self._sleep(wait)
-            waited += wait
-        return waited
+            if start <= now:
+                for key in keys:
+                    self._last_start[key] = now
+                return waited
+            await self._sleep(start - now)
+            waited += start - now
+            states = await self._store.read(keys)
 
     async def observe(self, platform: str, app: str, readings: list[UsageReading]) -> None:
         """Record the usage a response reported; a reading's ``regain_after`` pauses its scope."""
         now = self._clock()
         for reading in readings:
             key = f"{platform}:{app}:{reading.scope}"
+            if reading.used >= 1.0:
+                self._strain[key] = min(self._strain.get(key, 0.5) * 2, _MAX_STRAIN)
+            else:
+                self._strain.pop(key, None)
             await self._store.record_usage(key, reading.used)
             if reading.regain_after:
                 await self._store.pause(key, now + reading.regain_after)
