@@ -31,28 +31,22 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-_FLOOR_SHARE = 0.2  # headroom floor, as a share of the slow-down zone: 5 intervals at 100 %
-_MAX_STRAIN = 64.0
 
-
-def pacing_delay(
-    used: float, policy: RateLimitPolicy, *, max_pace: float, strain: float = 1.0
-) -> float:
+def pacing_delay(used: float, policy: RateLimitPolicy, *, max_pace: float) -> float:
     """The spacing between two calls of a scope whose latest usage is ``used`` (0..1+).
 
     None below ``slow_down_at`` (``s``); above it, ``(used - s) / (1 - used)`` nominal call
-    intervals (``1 / calls_per_second``), so calls settle where the platform regains budget
-    as fast as they spend it: the budget is used, and the limit is not reached. Near the
-    limit the headroom is floored at a fifth of ``1 - s`` (five intervals at 100 %), and
-    ``strain`` (doubled by the governor for each reading at or past 100 %) stretches it
-    when the platform regains far slower than its nominal rate. Capped at ``max_pace``.
+    intervals (``1 / calls_per_second``): one interval halfway to the limit, growing without
+    bound as usage nears 100 %. Calls so settle where the platform regains budget as fast as
+    they spend it, whatever its real rate: the budget is used and the limit is not reached.
+    At or past 100 %, and never more than, ``max_pace`` (then a call probes the limit).
     """
     s = policy.slow_down_at
     if used < s:
         return 0.0
-    headroom = max(1.0 - used, (1.0 - s) * _FLOOR_SHARE, 1e-6)
-    delay = (used - s) / headroom / policy.calls_per_second * strain
-    return min(delay, max_pace)
+    if used >= 1.0:
+        return max_pace
+    return min((used - s) / (1.0 - used) / policy.calls_per_second, max_pace)
 
 
 def scope_keys(platform: str, app: str, account: str | None) -> list[str]:
@@ -85,7 +79,6 @@ class Governor:
         self._max_inline_wait = max_inline_wait
         self._max_pace = max_pace
         self._last_start: dict[str, float] = {}
-        self._strain: dict[str, float] = {}
 
     def _too_long(self, platform: str, wait: float, why: str) -> RetryLater:
         log.warning("http.reschedule", platform=platform, retry_after=round(wait, 3), why=why)
@@ -143,12 +136,7 @@ class Governor:
             for key, state in zip(keys, states, strict=True):
                 last = self._last_start.get(key)
                 if state.used is not None and last is not None:
-                    delay = pacing_delay(
-                        state.used,
-                        policy,
-                        max_pace=self._max_pace,
-                        strain=self._strain.get(key, 1.0),
-                    )
+                    delay = pacing_delay(state.used, policy, max_pace=self._max_pace)
                     start = max(start, last + delay)
             if start <= now:
                 for key in keys:
@@ -163,10 +151,6 @@ class Governor:
         now = self._clock()
         for reading in readings:
             key = f"{platform}:{app}:{reading.scope}"
-            if reading.used >= 1.0:
-                self._strain[key] = min(self._strain.get(key, 0.5) * 2, _MAX_STRAIN)
-            else:
-                self._strain.pop(key, None)
             await self._store.record_usage(key, reading.used)
             if reading.regain_after:
                 await self._store.pause(key, now + reading.regain_after)
