@@ -5,7 +5,7 @@ A loopback API in a separate process allows N calls in any sliding window of W s
 and answers 429 with Retry-After past the limit. Workers call it as fast as they are let
 for T seconds through cmis's client (the governor on), for a few values of the platform's
 declared ``calls_per_second``; a plain httpx2 client that sleeps each Retry-After is the
-control. Share = accepted calls / (N * T / W).
+control. Share = calls accepted within T s of the first / (N * T / W).
 
 Usage: python bench/ratelimit.py [--calls 300] [--window 5] [--seconds 25] [--workers 4]
 """
@@ -41,7 +41,8 @@ def serve(calls: int, window: float) -> None:
     from starlette.routing import Route
 
     seen: collections.deque[float] = collections.deque()
-    stats = {"accepted": 0, "throttled": 0}
+    accepted: list[float] = []
+    stats = {"throttled": 0}
 
     async def items(request: Request) -> JSONResponse:
         now = time.monotonic()
@@ -53,14 +54,18 @@ def serve(calls: int, window: float) -> None:
             headers = {"Retry-After": f"{wait:.3f}", "X-Usage": "1.0"}
             return JSONResponse({"error": "throttled"}, status_code=429, headers=headers)
         seen.append(now)
-        stats["accepted"] += 1
+        accepted.append(now)
         return JSONResponse({"data": []}, headers={"X-Usage": f"{len(seen) / calls:.4f}"})
 
     async def read_stats(request: Request) -> JSONResponse:
-        if request.method == "POST":  # reset between runs: wait out the window first
+        """Calls accepted within ``seconds`` of the first, and throttle answers; POST resets."""
+        if request.method == "POST":
             seen.clear()
-            stats.update(accepted=0, throttled=0)
-        return JSONResponse(stats)
+            accepted.clear()
+            stats.update(throttled=0)
+        span = float(request.query_params.get("seconds", "inf"))
+        within = [t for t in accepted if accepted and t - accepted[0] <= span]
+        return JSONResponse({"accepted": len(within), **stats})
 
     app = Starlette(
         routes=[Route("/v1/items", items), Route("/stats", read_stats, methods=["GET", "POST"])]
@@ -135,7 +140,7 @@ async def measure(opts: argparse.Namespace, base: str) -> list[dict[str, object]
                 client_throttled = await run_plain(base, opts.seconds, opts.workers)
             else:
                 client_throttled = await run_governed(base, rate, opts.seconds, opts.workers)
-            stats = (await control.get(f"{base}/stats")).json()
+            stats = (await control.get(f"{base}/stats", params={"seconds": opts.seconds})).json()
             rows.append(
                 {
                     "client": label,

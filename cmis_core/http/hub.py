@@ -98,9 +98,15 @@ class HttpHub:
         _quiet_library_loggers()
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: object) -> HttpHub:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        store: GovernorStore | None = None,
+    ) -> HttpHub:
         """A hub configured from ``CMIS_HTTP_*`` and ``CMIS_REDIS_URL``."""
-        return cls(HttpConfig.from_settings(settings), **kwargs)  # type: ignore[arg-type]
+        return cls(HttpConfig.from_settings(settings), transport=transport, store=store)
 
     def client(self, platform: Platform, *, app: str | None = None) -> httpx2.AsyncClient:
         """The client for ``platform`` calls made with app ``app`` (its client id).

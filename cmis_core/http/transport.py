@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from cmis_core.http.counters import Counters
     from cmis_core.http.governor import Governor
     from cmis_core.http.retry import Sleep
-    from cmis_core.types import Platform
+    from cmis_core.types import Platform, UsageReading
 
 log = structlog.get_logger(__name__)
 
@@ -212,7 +212,7 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
             extensions=upstream.extensions,
         )
         await response.aread()
-        readings = platform.usage(response) if platform.usage is not None else []
+        readings = self._readings(response)
         if readings:
             await self._governor.observe(name, self._app, readings)
         error = (platform.classify or default_classify)(response)
@@ -227,6 +227,16 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
             )
         await self._raise(error, response, account, run, raw, waited, fields, elapsed_ms)
         raise AssertionError("unreachable: _raise raises")
+
+    def _readings(self, response: httpx2.Response) -> list[UsageReading]:
+        """The platform's usage readings; a header it cannot read is logged, not fatal."""
+        if self._platform.usage is None:
+            return []
+        try:
+            return self._platform.usage(response)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("http.usage_unreadable", platform=self._platform.name, error=repr(exc))
+            return []
 
     async def _raise(
         self,

@@ -124,3 +124,14 @@ async def test_concurrency_is_capped_per_platform(hub_for: Any) -> None:
         client = hub.client(make_platform(policy=policy))
         await asyncio.gather(*[client.get(URL) for _ in range(8)])
     assert peak == 2
+
+
+async def test_an_unreadable_usage_header_is_logged_not_fatal(hub_for: Any) -> None:
+    from structlog.testing import capture_logs
+
+    platform = make_platform(usage=header_usage, policy=POLICY)
+    async with hub_for(usage_handler("12%")) as hub:
+        with capture_logs() as logs:
+            response = await hub.client(platform).get(URL)
+    assert response.status_code == 200
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["http.usage_unreadable"]
