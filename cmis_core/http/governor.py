@@ -6,7 +6,9 @@ Each request runs in a scope ``(platform, app, account)``. Before it is sent the
    sleeps it, or raises :class:`~cmis_core.errors.RetryLater` when it is longer than
    ``max_inline_wait``;
 2. for a platform that reports usage (``Platform.usage``), spaces calls out once usage
-   passes ``slow_down_at``: see :func:`pacing_delay`;
+   passes ``slow_down_at``: :func:`pacing_delay`, with a call interval learned per scope
+   (:func:`adapt_interval`) so usage settles just under the limit whatever the platform's
+   real rate (the nominal ``calls_per_second`` is only the starting point);
 3. for a platform without usage headers, takes a token from the scope's bucket
    (``calls_per_second``, ``burst``).
 
@@ -16,6 +18,7 @@ consults the readings of scope ``app`` and ``account:A`` (plugins name their sco
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -32,21 +35,42 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def pacing_delay(used: float, policy: RateLimitPolicy, *, max_pace: float) -> float:
+_TARGET = 0.8  # where between slow_down_at and 100 % the governor steers usage
+_GAIN = 0.05  # how fast the learned interval follows (per reading)
+_SPAN = 50.0  # the learned interval stays within [nominal / span, nominal * span]
+
+
+def pacing_delay(
+    used: float, policy: RateLimitPolicy, *, max_pace: float, interval: float | None = None
+) -> float:
     """The spacing between two calls of a scope whose latest usage is ``used`` (0..1+).
 
-    None below ``slow_down_at`` (``s``); above it, ``(used - s) / (1 - used)`` nominal call
-    intervals (``1 / calls_per_second``): one interval halfway to the limit, growing without
-    bound as usage nears 100 %. Calls so settle where the platform regains budget as fast as
-    they spend it, whatever its real rate: the budget is used and the limit is not reached.
-    At or past 100 %, and never more than, ``max_pace`` (then a call probes the limit).
+    None below ``slow_down_at`` (``s``); above it, ``(used - s) / (1 - used)`` call
+    intervals, growing without bound as usage nears 100 %. ``interval`` is the governor's
+    learned interval (default: the nominal ``1 / calls_per_second``). At or past 100 %,
+    and never more than, ``max_pace`` (then a call probes the limit).
     """
     s = policy.slow_down_at
     if used < s:
         return 0.0
     if used >= 1.0:
         return max_pace
-    return min((used - s) / (1.0 - used) / policy.calls_per_second, max_pace)
+    step = interval if interval is not None else 1.0 / policy.calls_per_second
+    return min((used - s) / (1.0 - used) * step, max_pace)
+
+
+def adapt_interval(interval: float, used: float, policy: RateLimitPolicy) -> float:
+    """The call interval after a reading of ``used``: longer above the target usage
+    (``slow_down_at`` + 80 % of the rest), shorter below it, so usage settles at the target
+    whatever the platform's real rate and kind of window (an integral controller)."""
+    s = policy.slow_down_at
+    if used < s or s >= 1.0:
+        return interval
+    target = s + _TARGET * (1.0 - s)
+    error = (used - target) / (1.0 - target) if used > target else (used - target) / (target - s)
+    nominal = 1.0 / policy.calls_per_second
+    adapted = interval * math.exp(_GAIN * min(error, 1.0))
+    return min(max(adapted, nominal / _SPAN), nominal * _SPAN)
 
 
 def scope_keys(platform: str, app: str, account: str | None) -> list[str]:
@@ -79,6 +103,7 @@ class Governor:
         self._max_inline_wait = max_inline_wait
         self._max_pace = max_pace
         self._last_start: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
 
     def _too_long(self, platform: str, wait: float, why: str) -> RetryLater:
         log.warning("http.reschedule", platform=platform, retry_after=round(wait, 3), why=why)
@@ -136,7 +161,12 @@ class Governor:
             for key, state in zip(keys, states, strict=True):
                 last = self._last_start.get(key)
                 if state.used is not None and last is not None:
-                    delay = pacing_delay(state.used, policy, max_pace=self._max_pace)
+                    delay = pacing_delay(
+                        state.used,
+                        policy,
+                        max_pace=self._max_pace,
+                        interval=self._interval.get(key),
+                    )
                     start = max(start, last + delay)
             if start <= now:
                 for key in keys:
@@ -146,11 +176,15 @@ class Governor:
             waited += start - now
             states = await self._store.read(keys)
 
-    async def observe(self, platform: str, app: str, readings: list[UsageReading]) -> None:
-        """Record the usage a response reported; a reading's ``regain_after`` pauses its scope."""
+    async def observe(self, platform: Platform, app: str, readings: list[UsageReading]) -> None:
+        """Record the usage a response reported (and adapt the scope's call interval); a
+        reading's ``regain_after`` pauses its scope."""
         now = self._clock()
+        policy = platform.rate_limit
         for reading in readings:
-            key = f"{platform}:{app}:{reading.scope}"
+            key = f"{platform.name}:{app}:{reading.scope}"
+            interval = self._interval.get(key, 1.0 / policy.calls_per_second)
+            self._interval[key] = adapt_interval(interval, reading.used, policy)
             await self._store.record_usage(key, reading.used)
             if reading.regain_after:
                 await self._store.pause(key, now + reading.regain_after)

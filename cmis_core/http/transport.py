@@ -214,7 +214,7 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
         await response.aread()
         readings = self._readings(response)
         if readings:
-            await self._governor.observe(name, self._app, readings)
+            await self._governor.observe(platform, self._app, readings)
         error = (platform.classify or default_classify)(response)
         if error is None:
             self._count(account, run, calls=1, bytes_received=len(raw), waited=waited)

@@ -10,6 +10,7 @@ import pytest
 
 from cmis_core.errors import RetryLater
 from cmis_core.http import ACCOUNT, HttpConfig, pacing_delay
+from cmis_core.http.governor import adapt_interval
 from cmis_core.types import RateLimitPolicy
 
 from .conftest import Sleeps, header_usage, make_platform
@@ -30,6 +31,18 @@ def test_pacing_is_free_below_the_threshold_and_grows_towards_the_limit() -> Non
     assert pacing_delay(1.0, POLICY, max_pace=3) == pacing_delay(1.3, POLICY, max_pace=3) == 3
 
 
+def test_the_learned_interval_steers_usage_to_the_target() -> None:
+    nominal = 1 / POLICY.calls_per_second  # target: 0.75 + 0.8 * 0.25 = 0.95
+    assert adapt_interval(nominal, 0.95, POLICY) == pytest.approx(nominal)
+    assert adapt_interval(nominal, 0.5, POLICY) == nominal  # under slow_down_at: no signal
+    longer, shorter = nominal, nominal
+    for _ in range(2000):
+        longer = adapt_interval(longer, 0.99, POLICY)
+        shorter = adapt_interval(shorter, 0.8, POLICY)
+    assert longer == pytest.approx(nominal * 50) and shorter == pytest.approx(nominal / 50)
+    assert adapt_interval(nominal, 0.99, POLICY) > adapt_interval(nominal, 0.97, POLICY) > nominal
+
+
 def usage_handler(*values: str, **headers: str) -> Any:
     queue = list(values)
 
@@ -47,8 +60,10 @@ async def test_calls_are_spaced_once_usage_passes_slow_down_at(
         client = hub.client(platform)
         for _ in range(4):
             await client.get(URL)
-    # after 50 %: no wait; after 87.5 %: 0.1 s; after 95 %: 0.2/0.05/10 = 0.4 s
-    assert sleeps == [pytest.approx(0.1), pytest.approx(0.4)]
+    # after 50 %: no wait; after 87.5 %: ~0.1 s; after 95 %: ~0.2/0.05/10 = 0.4 s (the
+    # learned interval has shortened a little: 87.5 % is under the 95 % target)
+    assert sleeps == [pytest.approx(0.1, rel=0.05), pytest.approx(0.4, rel=0.05)]
+    assert sleeps[0] < 0.1
 
 
 async def test_a_regain_after_pauses_the_scope(hub_for: Any, sleeps: Sleeps) -> None:
@@ -91,8 +106,9 @@ async def test_account_usage_slows_that_account_only(hub_for: Any, sleeps: Sleep
         client = hub.client(platform)
         for account in ("act_cold", "act_hot", "act_cold", "act_cold", "act_hot"):
             await client.get(URL, extensions={ACCOUNT: account})
-    # only the second call on act_hot waits: 0.24 / 0.01 / 10 = 2.4 s
-    assert sleeps == [pytest.approx(2.4)]
+    # only the second call on act_hot waits: 0.24 / 0.01 / 10 = 2.4 s (and a little more:
+    # 99 % is over the target, so the learned interval has grown)
+    assert sleeps == [pytest.approx(2.4, rel=0.05)] and sleeps[0] > 2.4
 
 
 async def test_a_platform_without_usage_headers_gets_a_token_bucket(
