@@ -19,6 +19,7 @@
     │   ├── ReauthRequired          the grant is gone; the user must reconnect (exit 77)
     │   │   └── TokenRejected       the access token was refused: refresh once, then reconnect
     │   ├── RateLimited             slow down; ``retry_after`` says how long
+    │   │   └── RetryLater          the wait is too long to sleep in a worker: reschedule
     │   ├── Transient               try again later (5xx, timeouts, code 1/2 on Meta)
     │   ├── SplitRequired           the request asks for too much data; ask for less
     │   ├── AccountFailed           fatal for one ad account; the others go on
@@ -189,8 +190,29 @@ class RateLimited(PlatformError):
         self.retry_after = retry_after
 
 
+class RetryLater(RateLimited):
+    """The platform's wait is too long to sleep in a worker; reschedule after ``retry_after``."""
+
+    retry_after: float
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        platform: str | None = None,
+        code: str | int | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(
+            message, retry_after=retry_after, platform=platform, code=code, status=status
+        )
+
+
 class Transient(PlatformError):
-    """A failure that may pass: try again later."""
+    """A failure that may pass: try again later (after ``retry_after`` s when one is known)."""
+
+    retry_after: float | None = None
 
 
 class SplitRequired(PlatformError):

@@ -65,7 +65,28 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         default="http://127.0.0.1:8000",
     ),
     Setting(name="CMIS_ORG", help="Default organisation slug for --org."),
-    Setting(name="CMIS_REDIS_URL", help="Redis for shared rate-limit buckets.", secret=True),
+    Setting(
+        name="CMIS_REDIS_URL",
+        help="Redis shared by processes for rate-limit buckets and usage readings; "
+        "without it each process keeps its own (needs the `redis` extra).",
+        secret=True,
+    ),
+    Setting(
+        name="CMIS_HTTP_TIMEOUT",
+        help="Seconds an HTTP read, write or pool wait may take (connect: 10 s).",
+        default="60",
+    ),
+    Setting(
+        name="CMIS_HTTP_MAX_ATTEMPTS",
+        help="Attempts per HTTP call (throttles and transient errors retried).",
+        default="5",
+    ),
+    Setting(
+        name="CMIS_HTTP_MAX_INLINE_WAIT",
+        help="Longest wait (Retry-After, a platform's pause) slept in a worker; "
+        "a longer one reschedules the work.",
+        default="60",
+    ),
     Setting(name="CMIS_CELERY_BROKER_URL", help="Celery broker (Redis or RabbitMQ).", secret=True),
     Setting(name="CMIS_PLUGINS", help="Comma-separated allow-list of plugins to load."),
     Setting(name="CMIS_PLUGINS_DISABLED", help="Comma-separated plugins never to load."),
