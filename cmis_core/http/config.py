@@ -34,7 +34,7 @@ class HttpConfig:
     max_attempts: int = attrs.field(default=5, validator=_at_least_one)
     max_inline_wait: float = attrs.field(default=60.0, validator=attrs.validators.ge(0.0))
     backoff_max: float = attrs.field(default=30.0, validator=_positive)
-    max_pace: float = attrs.field(default=5.0, validator=_positive)
+    max_pace: float = attrs.field(default=2.0, validator=_positive)
     redis_url: str | None = attrs.field(default=None, repr=False)
     redis_prefix: str = "cmis:http:"
     user_agent: str = "cmis"

@@ -36,7 +36,8 @@ log = structlog.get_logger(__name__)
 
 
 _TARGET = 0.8  # where between slow_down_at and 100 % the governor steers usage
-_GAIN = 0.05  # how fast the learned interval follows (per reading)
+_GAIN_UP = 0.3  # how fast the learned interval lengthens above the target (per reading)
+_GAIN_DOWN = 0.05  # and shortens below it: quick to slow down, slow to speed up
 _SPAN = 50.0  # the learned interval stays within [nominal / span, nominal * span]
 
 
@@ -59,17 +60,23 @@ def pacing_delay(
     return min((used - s) / (1.0 - used) * step, max_pace)
 
 
-def adapt_interval(interval: float, used: float, policy: RateLimitPolicy) -> float:
+def adapt_interval(
+    interval: float, used: float, policy: RateLimitPolicy, *, rising: bool = False
+) -> float:
     """The call interval after a reading of ``used``: longer above the target usage
     (``slow_down_at`` + 80 % of the rest), shorter below it, so usage settles at the target
-    whatever the platform's real rate and kind of window (an integral controller)."""
+    whatever the platform's real rate and kind of window (an integral controller). It does
+    not shorten while usage is ``rising`` towards the target (no wind-up on the way)."""
     s = policy.slow_down_at
     if used < s or s >= 1.0:
+        return interval
+    if rising and used < s + _TARGET * (1.0 - s):
         return interval
     target = s + _TARGET * (1.0 - s)
     error = (used - target) / (1.0 - target) if used > target else (used - target) / (target - s)
     nominal = 1.0 / policy.calls_per_second
-    adapted = interval * math.exp(_GAIN * min(error, 1.0))
+    gain = _GAIN_UP if error > 0 else _GAIN_DOWN
+    adapted = interval * math.exp(gain * min(error, 1.0))
     return min(max(adapted, nominal / _SPAN), nominal * _SPAN)
 
 
@@ -104,6 +111,7 @@ class Governor:
         self._max_pace = max_pace
         self._last_start: dict[str, float] = {}
         self._interval: dict[str, float] = {}
+        self._last_used: dict[str, float] = {}
 
     def _too_long(self, platform: str, wait: float, why: str) -> RetryLater:
         log.warning("http.reschedule", platform=platform, retry_after=round(wait, 3), why=why)
@@ -184,7 +192,10 @@ class Governor:
         for reading in readings:
             key = f"{platform.name}:{app}:{reading.scope}"
             interval = self._interval.get(key, 1.0 / policy.calls_per_second)
-            self._interval[key] = adapt_interval(interval, reading.used, policy)
+            previous = self._last_used.get(key)
+            rising = previous is not None and reading.used > previous
+            self._interval[key] = adapt_interval(interval, reading.used, policy, rising=rising)
+            self._last_used[key] = reading.used
             await self._store.record_usage(key, reading.used)
             if reading.regain_after:
                 await self._store.pause(key, now + reading.regain_after)
