@@ -115,7 +115,18 @@ def test_precedence_of_combined_codes() -> None:
     assert combine() == ExitCode.OK
 
 
-HEAVY = ["sqlalchemy", "pydantic", "httpx2", "authlib", "rich", "starlette", "celery", "sqlmodel"]
+HEAVY = [
+    "sqlalchemy",
+    "pydantic",
+    "httpx2",
+    "authlib",
+    "rich",
+    "starlette",
+    "celery",
+    "sqlmodel",
+    "asyncio",
+    "structlog",
+]
 
 
 def test_help_imports_little() -> None:

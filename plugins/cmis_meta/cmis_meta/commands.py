@@ -9,7 +9,6 @@ for each ad account, with the integration's token (read from stdin: ``--token-st
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
@@ -97,25 +96,19 @@ def meta_group() -> None:
 @click.option("--ad-account", "accounts", multiple=True, help="act_<id> to subscribe (repeatable).")
 def subscribe_command(callback_url: str, token_stdin: bool, accounts: tuple[str, ...]) -> None:
     """Subscribe the app to lead and ad-account webhooks, then each page and ad account."""
-    import httpx2
-    import structlog
+    import asyncio
 
     from cmis_core.factory import get_registry
+    from cmis_core.http import HttpHub
     from cmis_core.settings import Settings
-    from cmis_core.types import PlatformContext
 
     token = sys.stdin.readline().strip() if token_stdin else None
     registry = get_registry()
-    settings = Settings.from_env().platform("meta")
+    settings = Settings.from_env()
 
     async def run() -> dict[str, list[str]]:
-        async with httpx2.AsyncClient(timeout=30.0) as http:
-            ctx = PlatformContext(
-                platform=registry.platform("meta"),
-                settings=settings,
-                http=http,
-                log=structlog.get_logger("cmis_meta"),
-            )
+        async with HttpHub.from_settings(settings) as hub:
+            ctx = hub.context(registry.platform("meta"), settings.platform("meta"))
             return await subscribe(
                 ctx, callback_url=callback_url, user_token=token, accounts=accounts
             )
