@@ -19,6 +19,7 @@ from cmis_core.errors import CmisError, ExitCode
 
 # name -> "module:attribute"; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
+    "keys": "cmis_core.cli.keys:keys",
     "plugins": "cmis_core.cli.plugins:plugins",
 }
 
