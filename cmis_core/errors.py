@@ -17,6 +17,7 @@
     ├── LockHeld                    another run holds the lock (exit 75)
     ├── PlatformError               a platform answered with an error
     │   ├── ReauthRequired          the grant is gone; the user must reconnect (exit 77)
+    │   │   └── TokenRejected       the access token was refused: refresh once, then reconnect
     │   ├── RateLimited             slow down; ``retry_after`` says how long
     │   ├── Transient               try again later (5xx, timeouts, code 1/2 on Meta)
     │   ├── SplitRequired           the request asks for too much data; ask for less
@@ -166,6 +167,10 @@ class ReauthRequired(PlatformError):
     """The grant is gone (expired, revoked, password changed); the user must reconnect."""
 
     exit_code = ExitCode.NOPERM
+
+
+class TokenRejected(ReauthRequired):
+    """The access token was refused (expired, invalid): refresh once and retry, else reconnect."""
 
 
 class RateLimited(PlatformError):

@@ -11,33 +11,39 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata as md
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
-import structlog
 
 from cmis_core import hookspecs
-from cmis_core.contract import AuthProvider, Sandbox, Stream, WebhookVerifier
 from cmis_core.errors import (
     PluginConflict,
     PluginLoadFailed,
     UnknownPlatform,
 )
 from cmis_core.markers import PROJECT
-from cmis_core.settings import Settings
-from cmis_core.types import (
-    Capability,
-    Event,
-    IntegrationEvent,
-    Platform,
-    SyncFinishedEvent,
-    WebhookProcessedEvent,
-)
 
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:
+    from cmis_core.contract import AuthProvider, Sandbox, Stream, WebhookVerifier
+    from cmis_core.settings import Settings
+    from cmis_core.types import (
+        Event,
+        IntegrationEvent,
+        Platform,
+        SyncFinishedEvent,
+        WebhookProcessedEvent,
+    )
+
+
+def _log() -> Any:
+    # structlog (and through it rich) stays out of `cmis --help`: import on first log only.
+    import structlog
+
+    return structlog.get_logger(__name__)
+
 
 LOADED, FAILED, CONFLICT, DISABLED = "loaded", "failed", "conflict", "disabled"
 
@@ -72,13 +78,19 @@ class _Loaded:
     records: dict[str, list[Any]] = attrs.field(factory=dict)
 
 
-_EXPECTED: dict[str, tuple[type, ...]] = {
-    "cmis_platforms": (Platform,),
-    "cmis_auth_providers": (AuthProvider,),
-    "cmis_webhook_verifiers": (WebhookVerifier,),
-    "cmis_streams": (Stream,),
-    "cmis_sandboxes": (Sandbox,),
-}
+@functools.cache
+def _expected() -> dict[str, type]:
+    """The record type each capability hook must return (imported only when plugins answer)."""
+    from cmis_core.contract import AuthProvider, Sandbox, Stream, WebhookVerifier
+    from cmis_core.types import Platform
+
+    return {
+        "cmis_platforms": Platform,
+        "cmis_auth_providers": AuthProvider,
+        "cmis_webhook_verifiers": WebhookVerifier,
+        "cmis_streams": Stream,
+        "cmis_sandboxes": Sandbox,
+    }
 
 
 def _record_platform(hook: str, record: Any) -> str:
@@ -115,7 +127,6 @@ class Registry:
                 if len(dists) == 1:
                     dists = tuple(sorted(f"{o.distribution} ({o.name})" for o in owners))
                 self.conflicts[slug] = dists
-                log.warning("plugins.conflict", platform=slug, distributions=list(dists))
                 continue
             self.owner[slug] = owners[0]
         for slug, plugin in self.owner.items():
@@ -201,11 +212,11 @@ class Registry:
             for record in plugin.records.get("cmis_platforms", []):
                 caps.update(str(c) for c in record.capabilities)
             if plugin.records.get("cmis_sandboxes"):
-                caps.add(Capability.SANDBOX)
+                caps.add("sandbox")
             if plugin.records.get("cmis_webhook_verifiers"):
-                caps.add(Capability.WEBHOOKS)
+                caps.add("webhooks")
             if plugin.records.get("cmis_streams"):
-                caps.add(Capability.SYNC)
+                caps.add("sync")
             rows.append(
                 PluginInfo(
                     name=plugin.name,
@@ -230,7 +241,7 @@ class Registry:
             try:
                 impl.function(event=event)
             except Exception as exc:  # an observer must not break the work it observes
-                log.error(
+                _log().error(
                     "plugins.observer_failed",
                     hook=hook,
                     plugin=impl.plugin_name,
@@ -267,12 +278,13 @@ def _call_capabilities(pm: pluggy.PluginManager, plugin: _Loaded, trace: bool) -
         impls = [i for i in getattr(pm.hook, hook).get_hookimpls() if i.plugin is plugin.module]
         for impl in impls:
             if trace:
-                log.debug("plugins.hook_call", hook=hook, plugin=plugin.name)
+                _log().debug("plugins.hook_call", hook=hook, plugin=plugin.name)
             result = impl.function()
             records = list(result or ())
             for record in records:
-                if not isinstance(record, _EXPECTED[hook]):
-                    want = _EXPECTED[hook][0].__name__
+                expected = _expected()[hook]
+                if not isinstance(record, expected):
+                    want = expected.__name__
                     raise TypeError(f"{hook} returned {type(record).__name__}, expected {want}")
             names = [getattr(r, "name", None) for r in records if hook == "cmis_streams"]
             for name in names:
@@ -316,7 +328,6 @@ def load_plugins(
             plugin.records = {}
             if pm.is_registered(plugin.module):
                 pm.unregister(plugin.module)
-            log.warning("plugins.load_failed", plugin=ep.name, distribution=dist, error=plugin.error)
         loaded.append(plugin)
     for name, module in builtins:
         plugin = _Loaded(name, "cmis-core", md.version("cmis-core"), module)
@@ -325,7 +336,7 @@ def load_plugins(
         loaded.append(plugin)
     pm.check_pending()
     if settings.trace_plugins:
-        pm.trace.root.setwriter(lambda text: log.debug("plugins.trace", text=text.rstrip()))
+        pm.trace.root.setwriter(lambda text: _log().debug("plugins.trace", text=text.rstrip()))
         pm.enable_tracing()
     return Registry(pm, loaded)
 
@@ -333,6 +344,8 @@ def load_plugins(
 @functools.cache
 def get_registry() -> Registry:
     """The process-wide registry, built on first use from the environment's settings."""
+    from cmis_core.settings import Settings
+
     return load_plugins(Settings.from_env())
 
 
@@ -344,6 +357,3 @@ def reset_registry() -> None:
 def make(platform: str) -> Platform:
     """The installed platform ``platform`` (``factory.make("meta")``)."""
     return get_registry().platform(platform)
-
-
-NotifyFn = Callable[[Event], None]

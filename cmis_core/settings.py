@@ -30,7 +30,9 @@ class Setting:
 
 
 CORE_SETTINGS: tuple[Setting, ...] = (
-    Setting(name="CMIS_HOME", help="Folder for the SQLite database and key file.", default="~/.cmis"),
+    Setting(
+        name="CMIS_HOME", help="Folder for the SQLite database and key file.", default="~/.cmis"
+    ),
     Setting(
         name="CMIS_DATABASE_URL",
         help="SQLAlchemy URL of the database the application uses.",

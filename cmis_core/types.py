@@ -98,7 +98,9 @@ class RateLimitPolicy:
 
     calls_per_second: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     burst: int = attrs.field(default=10, validator=attrs.validators.ge(1))
-    slow_down_at: float = attrs.field(default=0.75, validator=[attrs.validators.gt(0), attrs.validators.le(1)])
+    slow_down_at: float = attrs.field(
+        default=0.75, validator=[attrs.validators.gt(0), attrs.validators.le(1)]
+    )
     max_concurrency: int = attrs.field(default=4, validator=attrs.validators.ge(1))
 
 

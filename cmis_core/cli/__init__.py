@@ -53,6 +53,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
     from cmis_core.logs import configure_logging
 
     configure_logging()
+    if ctx.invoked_subcommand != "plugins":
+        _warn_failed_plugins()
+
+
+def _warn_failed_plugins() -> None:
+    from cmis_core.factory import FAILED, get_registry
+
+    for info in get_registry().plugins():
+        if info.status == FAILED:
+            click.echo(
+                f"warning: plugin {info.name} ({info.distribution} {info.version}) "
+                f"failed to load: {info.error}",
+                err=True,
+            )
 
 
 def _register_plugin_commands() -> None:
@@ -63,7 +77,9 @@ def _register_plugin_commands() -> None:
         try:
             impl.function(cli=cli)
         except Exception as exc:  # one broken plugin must not take the CLI down
-            click.echo(f"warning: plugin {impl.plugin_name} failed to add commands: {exc}", err=True)
+            click.echo(
+                f"warning: plugin {impl.plugin_name} failed to add commands: {exc}", err=True
+            )
 
 
 def _debug_requested(argv: list[str]) -> bool:
