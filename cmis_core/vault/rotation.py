@@ -96,24 +96,35 @@ def rotate_batch(
     if after_id is not None:
         query = query.where(c.id > after_id)
     rows = conn.execute(query.order_by(c.id).limit(batch_size)).all()
-    rewritten = conflicts = 0
+    params = []
     for row in rows:
         old = Sealed(key_id=row.key_id, ciphertext=bytes(row.ciphertext))
         new = vault.reencrypt(old, context=credential_context(row.org_id, row.integration_id))
-        result = conn.execute(
-            sa.update(table)
-            .where(
-                c.id == row.id,
-                c.version == row.version,
-                c.key_id == old.key_id,
-                c.ciphertext == old.ciphertext,
-            )
-            .values(key_id=new.key_id, ciphertext=new.ciphertext)
+        params.append(
+            {
+                "b_id": row.id,
+                "b_version": row.version,
+                "b_key_id": old.key_id,
+                "b_ciphertext": old.ciphertext,
+                "key_id": new.key_id,
+                "ciphertext": new.ciphertext,
+            }
         )
-        if result.rowcount == 1:
-            rewritten += 1
-        else:
-            conflicts += 1
+    statement = (
+        sa.update(table)
+        .where(
+            c.id == sa.bindparam("b_id"),
+            c.version == sa.bindparam("b_version"),
+            c.key_id == sa.bindparam("b_key_id"),
+            c.ciphertext == sa.bindparam("b_ciphertext"),
+        )
+        .values(key_id=sa.bindparam("key_id"), ciphertext=sa.bindparam("ciphertext"))
+    )
+    if params and conn.dialect.supports_sane_multi_rowcount:
+        rewritten = conn.execute(statement, params).rowcount
+    else:  # one statement per row, to count what was rewritten
+        rewritten = sum(conn.execute(statement, p).rowcount for p in params)
+    conflicts = len(params) - rewritten
     return BatchResult(
         rewritten=rewritten, conflicts=conflicts, last_id=str(rows[-1].id) if rows else None
     )
