@@ -46,9 +46,9 @@ class Sealed:
     ciphertext: bytes = attrs.field(repr=False)
 
 
-def credential_context(org_id: str, integration_id: str) -> tuple[str, ...]:
-    """The associated data of an integration's credential row."""
-    return ("credential", org_id, integration_id)
+def credential_context(org_id: int | str, integration_id: int | str) -> tuple[str, ...]:
+    """The associated data of an integration's credential row (ids as text: 7 and "7" match)."""
+    return ("credential", str(org_id), str(integration_id))
 
 
 def _associated_data(key_id: str, context: Sequence[str]) -> bytes:
@@ -171,14 +171,18 @@ class Vault:
             return sealed
         return self.encrypt(self.decrypt(sealed, context=context), context=context)
 
-    def seal_tokens(self, tokens: TokenSet, *, org_id: str, integration_id: str) -> Sealed:
+    def seal_tokens(
+        self, tokens: TokenSet, *, org_id: int | str, integration_id: int | str
+    ) -> Sealed:
         """Seal an integration's tokens for its credential row."""
         return self.encrypt(
             tokens.to_json().encode("utf-8"),
             context=credential_context(org_id, integration_id),
         )
 
-    def open_tokens(self, sealed: Sealed, *, org_id: str, integration_id: str) -> TokenSet:
+    def open_tokens(
+        self, sealed: Sealed, *, org_id: int | str, integration_id: int | str
+    ) -> TokenSet:
         """The tokens in an integration's credential row."""
         context = credential_context(org_id, integration_id)
         plaintext = self.decrypt(sealed, context=context)

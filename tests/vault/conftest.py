@@ -18,17 +18,19 @@ POSTGRES_URL = os.environ.get(
 
 
 def credentials_table(metadata: sa.MetaData) -> sa.Table:
-    """A table with the columns of the store's ``credentials`` table."""
+    """A table shaped like the store's ``credentials`` table."""
     return sa.Table(
         "credentials",
         metadata,
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("org_id", sa.String(64), nullable=False),
-        sa.Column("integration_id", sa.String(64), nullable=False),
-        sa.Column("key_id", sa.String(16), nullable=False),
+        sa.Column("org_id", sa.BigInteger, nullable=False),
+        sa.Column("id", sa.BigInteger, nullable=False),
+        sa.Column("integration_id", sa.BigInteger, nullable=False),
+        sa.Column("key_id", sa.String(64), nullable=False),
         sa.Column("ciphertext", sa.LargeBinary, nullable=False),
-        sa.Column("version", sa.Integer, nullable=False, default=1),
+        sa.Column("version", sa.BigInteger, nullable=False, default=1),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("org_id", "id"),
+        sa.UniqueConstraint("org_id", "integration_id"),
     )
 
 

@@ -26,7 +26,7 @@ from cmis_core.vault import Sealed, SecretKey, key_usage, rotate
 
 CANARY = "CANARY-7c1d9e0f-access"
 CANARY_REFRESH = "CANARY-7c1d9e0f-refresh"
-VISIBLE = "visible-integration-5b2a"  # stored in clear, to prove the byte scan sees data
+VISIBLE = "visible-note-5b2a"  # stored in clear, to prove the byte scan sees data
 
 
 @pytest.fixture
@@ -62,18 +62,20 @@ def test_the_canary_appears_nowhere_in_clear(
     texts: list[str] = []
 
     tokens = TokenSet(access_token=CANARY, refresh_token=CANARY_REFRESH, scopes=("ads_read",))
-    sealed = vault.seal_tokens(tokens, org_id="org1", integration_id=VISIBLE)
+    sealed = vault.seal_tokens(tokens, org_id=1, integration_id=7)
     with engine.begin() as conn:
         conn.execute(
             table.insert().values(
-                id="cred1",
-                org_id="org1",
-                integration_id=VISIBLE,
+                org_id=1,
+                id=1,
+                integration_id=7,
                 key_id=sealed.key_id,
                 ciphertext=sealed.ciphertext,
                 version=1,
             )
         )
+        conn.exec_driver_sql("CREATE TABLE notes (body TEXT)")
+        conn.exec_driver_sql(f"INSERT INTO notes VALUES ('{VISIBLE}')")
     log.debug("canary.tokens", tokens=tokens, sealed=sealed, vault=vault)
     log.info("canary.mapping", body={"access_token": CANARY, "refresh_token": CANARY_REFRESH})
     log.info("canary.url", url=f"https://graph.example.com/me?access_token={CANARY}")
@@ -93,13 +95,13 @@ def test_the_canary_appears_nowhere_in_clear(
         row = conn.execute(sa.select(table)).one()
         assert key_usage(conn, table) == {new_key.id: 1}
     stored = Sealed(key_id=row.key_id, ciphertext=bytes(row.ciphertext))
-    assert rotated.open_tokens(stored, org_id="org1", integration_id=VISIBLE) == tokens
+    assert rotated.open_tokens(stored, org_id=1, integration_id=7) == tokens
 
     # Failures: an altered byte, a missing key; their text, traceback and CLI rendering.
     altered = Sealed(key_id=stored.key_id, ciphertext=stored.ciphertext[:-1] + b"\x00")
     for attempt in (
-        lambda: rotated.open_tokens(altered, org_id="org1", integration_id=VISIBLE),
-        lambda: vault.open_tokens(stored, org_id="org1", integration_id=VISIBLE),
+        lambda: rotated.open_tokens(altered, org_id=1, integration_id=7),
+        lambda: vault.open_tokens(stored, org_id=1, integration_id=7),
     ):
         with pytest.raises(UndecryptableCredential) as info:
             attempt()

@@ -29,15 +29,16 @@ from cmis_core.vault import (
 MakeTable = Callable[[sa.Engine], sa.Table]
 
 
-def token_for(row_id: str) -> TokenSet:
+def token_for(row_id: int) -> TokenSet:
     return TokenSet(access_token=f"tok-{row_id}", refresh_token=f"ref-{row_id}")
 
 
-def fill(engine: sa.Engine, table: sa.Table, vault: Vault, count: int) -> list[str]:
-    """``count`` credential rows, spread over two organisations, sealed by ``vault``."""
+def fill(engine: sa.Engine, table: sa.Table, vault: Vault, count: int) -> list[int]:
+    """``count`` rows sealed by ``vault``: row ``n`` has id ``n + 1``, organisation
+    ``n % 2 + 1`` (odd ids in org 1, even ids in org 2) and integration ``1000 + n``."""
     rows = []
     for n in range(count):
-        row_id, org_id, integration_id = f"c{n:05d}", f"o{n % 2}", f"i{n:05d}"
+        row_id, org_id, integration_id = n + 1, n % 2 + 1, 1000 + n
         sealed = vault.seal_tokens(token_for(row_id), org_id=org_id, integration_id=integration_id)
         rows.append(
             {
@@ -55,7 +56,7 @@ def fill(engine: sa.Engine, table: sa.Table, vault: Vault, count: int) -> list[s
     return [r["id"] for r in rows]
 
 
-def open_all(engine: sa.Engine, table: sa.Table, vault: Vault) -> dict[str, TokenSet]:
+def open_all(engine: sa.Engine, table: sa.Table, vault: Vault) -> dict[int, TokenSet]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(table)).all()
     return {
@@ -126,9 +127,7 @@ def test_the_report_counts_rows_left_under_each_old_key(
     key_c = SecretKey.generate()
     fill(engine, table, Vault([key_a]), 6)
     with engine.begin() as conn:
-        conn.execute(
-            table.update().where(table.c.id.in_(["c00000", "c00001"])).values(key_id=key_c.id)
-        )
+        conn.execute(table.update().where(table.c.id.in_([1, 2])).values(key_id=key_c.id))
         assert key_usage(conn, table) == dict(sorted({key_a.id: 4, key_c.id: 2}.items()))
     with pytest.raises(UndecryptableCredential, match=key_c.id):
         rotate(engine.begin, table, Vault([key_b, key_a]), batch_size=10)
@@ -142,7 +141,7 @@ class _InterferingVault(Vault):
         self.write = write
 
     def reencrypt(self, sealed: Sealed, *, context: Any) -> Sealed:
-        if context[2] == "i00004" and self.write is not None:
+        if context[2] == "1004" and self.write is not None:
             write, self.write = self.write, None
             write()
         return super().reencrypt(sealed, context=context)
@@ -165,10 +164,10 @@ def test_a_concurrent_writer_is_never_overwritten(
             yield conn
 
     def write() -> None:
-        sealed = writer_vault.seal_tokens(fresh, org_id="o0", integration_id="i00004")
+        sealed = writer_vault.seal_tokens(fresh, org_id=1, integration_id=1004)
         change = (
             table.update()
-            .where(table.c.id == "c00004")
+            .where(table.c.id == 5)
             .values(key_id=sealed.key_id, ciphertext=sealed.ciphertext, version=table.c.version + 1)
         )
         if engine.dialect.name == "sqlite":  # the rotation holds SQLite's write lock
@@ -183,12 +182,10 @@ def test_a_concurrent_writer_is_never_overwritten(
     assert report.rewritten == (10 if writer_key == "old" else 9)
     assert report.complete
     opened = open_all(engine, table, Vault([key_b]))
-    assert opened["c00004"] == fresh
-    assert {i: t for i, t in opened.items() if i != "c00004"} == {
-        i: token_for(i) for i in ids if i != "c00004"
-    }
+    assert opened[5] == fresh
+    assert {i: t for i, t in opened.items() if i != 5} == {i: token_for(i) for i in ids if i != 5}
     with engine.connect() as conn:
-        version = conn.execute(sa.select(table.c.version).where(table.c.id == "c00004")).scalar()
+        version = conn.execute(sa.select(table.c.version).where(table.c.id == 5)).scalar()
     assert version == 4
 
 
@@ -199,23 +196,23 @@ def test_an_undecryptable_row_stops_rotation_and_keeps_its_batch_unchanged(
     fill(engine, table, Vault([key_a]), 30)
     with engine.begin() as conn:
         blob = bytearray(
-            conn.execute(sa.select(table.c.ciphertext).where(table.c.id == "c00013")).scalar_one()
+            conn.execute(sa.select(table.c.ciphertext).where(table.c.id == 6)).scalar_one()
         )
         blob[20] ^= 0xFF
-        conn.execute(table.update().where(table.c.id == "c00013").values(ciphertext=bytes(blob)))
+        conn.execute(table.update().where(table.c.id == 6).values(ciphertext=bytes(blob)))
     with pytest.raises(UndecryptableCredential) as info:
         rotate(engine.begin, table, Vault([key_b, key_a]), batch_size=10)
     assert key_a.id in info.value.message
-    assert "i00013" in info.value.message
+    assert "integration 1005" in info.value.message
     with engine.connect() as conn:
         assert key_usage(conn, table) == dict(sorted({key_a.id: 20, key_b.id: 10}.items()))
 
 
-def _org_begin(engine: sa.Engine, org_id: str) -> AbstractContextManager[sa.Connection]:
+def _org_begin(engine: sa.Engine, org_id: int) -> AbstractContextManager[sa.Connection]:
     @contextmanager
     def begin() -> Iterator[sa.Connection]:
         with engine.begin() as conn:
-            conn.execute(sa.select(sa.func.set_config("cmis.org_id", org_id, True)))
+            conn.execute(sa.select(sa.func.set_config("cmis.org_id", str(org_id), True)))
             yield conn
 
     return begin()
@@ -238,17 +235,17 @@ def test_rotation_runs_org_by_org_under_forced_row_level_security(
         conn.exec_driver_sql("ALTER TABLE credentials FORCE ROW LEVEL SECURITY")
         conn.exec_driver_sql(
             "CREATE POLICY tenant ON credentials USING "
-            "(org_id = current_setting('cmis.org_id', true)) "
-            "WITH CHECK (org_id = current_setting('cmis.org_id', true))"
+            "(org_id = current_setting('cmis.org_id', true)::bigint) "
+            "WITH CHECK (org_id = current_setting('cmis.org_id', true)::bigint)"
         )
     app = sa.create_engine(sa.make_url(postgres_url).set(username=role))
     try:
         vault = Vault([key_b, key_a])
         blind = rotate(app.begin, table, vault, batch_size=7)  # no org context: sees nothing
         assert blind.rewritten == 0
-        seen: list[str] = []
+        seen: list[int] = []
         report = rotate_organizations(
-            ["o0", "o1"],
+            [1, 2],
             lambda org: _org_begin(app, org),
             table,
             vault,
@@ -257,7 +254,7 @@ def test_rotation_runs_org_by_org_under_forced_row_level_security(
         )
         assert report.rewritten == 40
         assert report.complete
-        assert seen == ["o0"] * 3 + ["o1"] * 3
+        assert seen == [1] * 3 + [2] * 3
         with owner.connect() as conn:
             assert key_usage(conn, table) == {key_b.id: 40}
         assert open_all(owner, table, Vault([key_b])) == {i: token_for(i) for i in ids}
