@@ -270,11 +270,11 @@ def test_a_rotation_killed_with_sigkill_completes_when_run_again(
     engine: sa.Engine, make_table: MakeTable, key_a: SecretKey, key_b: SecretKey
 ) -> None:
     table = make_table(engine)
-    ids = fill(engine, table, Vault([key_a]), 3000)
+    ids = fill(engine, table, Vault([key_a]), 2000)
     url = engine.url.render_as_string(hide_password=False)
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "CMIS_SECRET_KEYS": f"{key_b.encoded()},{key_a.encoded()}"}
-    command = [sys.executable, "-m", "tests.vault.rotate_worker", url, "250"]
+    command = [sys.executable, "-m", "tests.vault.rotate_worker", url, "200"]
     worker = subprocess.Popen([*command, "5"], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert worker.stdout is not None
@@ -284,12 +284,12 @@ def test_a_rotation_killed_with_sigkill_completes_when_run_again(
         worker.wait(timeout=30)
     assert worker.returncode == -signal.SIGKILL
     with engine.connect() as conn:
-        assert key_usage(conn, table) == dict(sorted({key_a.id: 2000, key_b.id: 1000}.items()))
+        assert key_usage(conn, table) == dict(sorted({key_a.id: 1200, key_b.id: 800}.items()))
     done = subprocess.run(
         [*command, "0"], cwd=root, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["rewritten", "2000", "remaining", "0"]
+    assert done.stdout.split() == ["rewritten", "1200", "remaining", "0"]
     with engine.connect() as conn:
-        assert key_usage(conn, table) == {key_b.id: 3000}
+        assert key_usage(conn, table) == {key_b.id: 2000}
     assert open_all(engine, table, Vault([key_b])) == {i: token_for(i) for i in ids}
