@@ -97,7 +97,8 @@ class Vault:
 
         ``CMIS_SECRET_KEYS`` wins when set. Otherwise, with SQLite only, the key file
         ``$CMIS_HOME/secret.key`` is used, created (mode 0600, atomically) on first use, in
-        which case ``on_key_file_created`` is called with its path. With any other database
+        which case ``on_key_file_created`` is called with its path (or, without it, a
+        ``vault.key_file_created`` warning is logged). With any other database
         a missing ``CMIS_SECRET_KEYS`` is a :class:`MissingSetting` error (exit 2).
         """
         if settings.secret_keys:
@@ -109,8 +110,9 @@ class Vault:
             )
         path = settings.home / KEY_FILE_NAME
         if create_key_file(path):
-            log.info("vault.key_file_created", path=str(path))
-            if on_key_file_created is not None:
+            if on_key_file_created is None:
+                log.warning("vault.key_file_created", path=str(path))
+            else:
                 on_key_file_created(path)
         return cls(read_key_file(path), key_file=path)
 
