@@ -1,0 +1,228 @@
+"""Paging loops a stream's ``read`` uses, over the shared client in ``ctx.http``.
+
+Four shapes cover the platforms: a cursor sent back as a parameter (Meta's ``after``,
+given only while ``paging.next`` exists), a page token (Google's ``nextPageToken``, in the
+query or a JSON body), offset/count (LinkedIn ``start``/``count``, TikTok ``page``), and a
+next link followed as is. Each yields one list of raw items per page and stops when the
+platform says there is no more. A cursor, token or link seen twice raises
+:class:`~cmis_core.errors.Fatal` instead of looping for ever.
+
+Every response goes through :func:`raise_for_response`: the platform's ``classify`` turns
+an error answer into the typed error it means, with a generic mapping as the fallback.
+Next links and cursors are never logged (Meta's links carry the access token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx2
+
+from cmis_core.errors import Fatal, PlatformError, RateLimited, TokenRejected, Transient
+from cmis_core.types import Platform, PlatformContext
+
+Items = str | Callable[[Any], list[Any]]
+Params = Mapping[str, Any]
+
+
+def retry_after(response: httpx2.Response) -> float | None:
+    """The ``Retry-After`` header in seconds, when it is a number."""
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def default_error(platform: str, response: httpx2.Response) -> PlatformError:
+    """The typed error a non-2xx answer means when the platform's ``classify`` has no opinion."""
+    status = response.status_code
+    text = f"{platform} answered HTTP {status}"
+    if status == 401:
+        return TokenRejected(text, platform=platform, status=status)
+    if status == 429:
+        return RateLimited(
+            text, retry_after=retry_after(response), platform=platform, status=status
+        )
+    if status >= 500 or status == 408:
+        return Transient(text, platform=platform, status=status)
+    return Fatal(text, platform=platform, status=status)
+
+
+def raise_for_response(platform: Platform, response: httpx2.Response) -> None:
+    """Raise the typed error ``response`` means (``platform.classify`` first); pass on success."""
+    error = platform.classify(response) if platform.classify is not None else None
+    if error is not None:
+        raise error
+    if not response.is_success:
+        raise default_error(platform.name, response)
+
+
+async def request_json(
+    ctx: PlatformContext,
+    method: str,
+    url: str,
+    *,
+    params: Params | None = None,
+    json: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """One call through ``ctx.http``: network failures are Transient, errors classified."""
+    name = ctx.platform.name
+    try:
+        response = await ctx.http.request(method, url, params=params, json=json, headers=headers)
+    except httpx2.TimeoutException:
+        raise Transient(f"{name}: the request timed out", platform=name) from None
+    except httpx2.TransportError as exc:
+        raise Transient(f"{name}: network error ({type(exc).__name__})", platform=name) from None
+    raise_for_response(ctx.platform, response)
+    try:
+        return response.json()
+    except ValueError:
+        raise Transient(f"{name} answered a body that is not JSON", platform=name) from None
+
+
+def _items(body: Any, items: Items) -> list[Any]:
+    found = items(body) if callable(items) else (body or {}).get(items)
+    return list(found or [])
+
+
+async def paginate(
+    ctx: PlatformContext,
+    fetch: Callable[[str | None], Awaitable[tuple[list[Any], str | None]]],
+    *,
+    max_pages: int | None = None,
+) -> AsyncIterator[list[Any]]:
+    """The loop under every shape: ``fetch(token)`` gives a page and the next token (or None)."""
+    seen: set[str] = set()
+    token: str | None = None
+    pages = 0
+    while True:
+        items, following = await fetch(token)
+        pages += 1
+        ctx.log.debug("sync.page_fetched", platform=ctx.platform.name, page=pages, items=len(items))
+        yield items
+        if not following or (max_pages is not None and pages >= max_pages):
+            return
+        if following in seen:
+            raise Fatal(
+                f"{ctx.platform.name} returned a cursor it had already returned (page {pages}); "
+                "stopping instead of looping",
+                platform=ctx.platform.name,
+                code="paging_loop",
+            )
+        seen.add(following)
+        token = following
+
+
+def after_cursor(body: Any) -> str | None:
+    """Meta's rule: the ``paging.cursors.after`` cursor, but only while ``paging.next`` exists."""
+    paging = (body or {}).get("paging") or {}
+    if not paging.get("next"):
+        return None
+    cursor = (paging.get("cursors") or {}).get("after")
+    return str(cursor) if cursor else None
+
+
+def cursor_pages(
+    ctx: PlatformContext,
+    url: str,
+    *,
+    params: Params | None = None,
+    items: Items = "data",
+    cursor_param: str = "after",
+    next_cursor: Callable[[Any], str | None] = after_cursor,
+    max_pages: int | None = None,
+) -> AsyncIterator[list[Any]]:
+    """Pages of a cursor-paged collection: the cursor goes back as ``cursor_param``."""
+
+    async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+        query = dict(params or {})
+        if cursor is not None:
+            query[cursor_param] = cursor
+        body = await request_json(ctx, "GET", url, params=query)
+        return _items(body, items), next_cursor(body)
+
+    return paginate(ctx, fetch, max_pages=max_pages)
+
+
+def page_token_pages(
+    ctx: PlatformContext,
+    url: str,
+    *,
+    params: Params | None = None,
+    json: Mapping[str, Any] | None = None,
+    method: str = "GET",
+    items: Items = "results",
+    token_field: str = "nextPageToken",  # noqa: S107 (a field name)
+    token_param: str = "pageToken",  # noqa: S107 (a parameter name)
+    max_pages: int | None = None,
+) -> AsyncIterator[list[Any]]:
+    """Google-style pages: ``nextPageToken`` goes back as ``pageToken`` (in ``json`` if given)."""
+
+    async def fetch(token: str | None) -> tuple[list[Any], str | None]:
+        query, body = dict(params or {}), dict(json) if json is not None else None
+        if token is not None:
+            (body if body is not None else query)[token_param] = token
+        answer = await request_json(ctx, method, url, params=query, json=body)
+        following = (answer or {}).get(token_field)
+        return _items(answer, items), str(following) if following else None
+
+    return paginate(ctx, fetch, max_pages=max_pages)
+
+
+def offset_pages(
+    ctx: PlatformContext,
+    url: str,
+    *,
+    params: Params | None = None,
+    items: Items = "elements",
+    offset_param: str = "start",
+    limit_param: str = "count",
+    limit: int = 100,
+    total: Callable[[Any], int | None] | None = None,
+    start: int = 0,
+    max_pages: int | None = None,
+) -> AsyncIterator[list[Any]]:
+    """Offset/count pages; ends on a short page or when ``total(body)`` is reached."""
+
+    async def fetch(token: str | None) -> tuple[list[Any], str | None]:
+        offset = start if token is None else int(token)
+        query = {**(params or {}), offset_param: offset, limit_param: limit}
+        body = await request_json(ctx, "GET", url, params=query)
+        found = _items(body, items)
+        following = offset + len(found)
+        known = total(body) if total is not None else None
+        done = len(found) < limit or not found or (known is not None and following >= known)
+        return found, None if done else str(following)
+
+    return paginate(ctx, fetch, max_pages=max_pages)
+
+
+def next_link(body: Any) -> str | None:
+    """``paging.next`` (Meta, Snapchat), the common place for a next link."""
+    paging = (body or {}).get("paging") or {}
+    link = paging.get("next") or paging.get("next_link")
+    return str(link) if link else None
+
+
+def link_pages(
+    ctx: PlatformContext,
+    url: str,
+    *,
+    params: Params | None = None,
+    items: Items = "data",
+    next_url: Callable[[Any], str | None] = next_link,
+    max_pages: int | None = None,
+) -> AsyncIterator[list[Any]]:
+    """Pages reached by following each next link as is (never logged: it may hold tokens)."""
+
+    async def fetch(link: str | None) -> tuple[list[Any], str | None]:
+        if link is None:
+            body = await request_json(ctx, "GET", url, params=params)
+        else:
+            body = await request_json(ctx, "GET", link)
+        return _items(body, items), next_url(body)
+
+    return paginate(ctx, fetch, max_pages=max_pages)

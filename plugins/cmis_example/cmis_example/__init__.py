@@ -1,0 +1,1 @@
+"""Example Ads for cmis: a small, complete plugin that passes the conformance kit."""

@@ -1,0 +1,74 @@
+"""Example Ads specifics: money conversion and the error mapping."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx2
+import pytest
+from cmis_example.client import classify, usage
+from cmis_example.streams import to_micros
+
+from cmis_core.errors import AccountFailed, Fatal, RateLimited, TokenRejected, Transient
+
+
+@pytest.mark.parametrize(
+    ("amount", "micros"),
+    [
+        ("12.34", 12_340_000),
+        ("0.000001", 1),
+        ("0.0000005", 0),
+        ("0.0000015", 2),
+        (7, 7_000_000),
+        (None, None),
+    ],
+)
+def test_money_becomes_integer_micros_through_decimal(
+    amount: str | int | None, micros: int | None
+) -> None:
+    assert to_micros(amount) == micros
+
+
+def test_money_never_travels_as_float() -> None:
+    with pytest.raises(TypeError):
+        to_micros(0.1)  # type: ignore[arg-type]
+    with pytest.raises(Fatal):
+        to_micros("twelve")
+
+
+def answer(status: int, code: str = "", headers: dict[str, str] | None = None) -> httpx2.Response:
+    return httpx2.Response(status, headers=headers, json={"error": {"code": code, "message": "m"}})
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (answer(401, "token_expired"), TokenRejected),
+        (answer(400, "token_revoked"), TokenRejected),
+        (answer(429, "rate_limited", {"Retry-After": "3"}), RateLimited),
+        (answer(503, "internal_error"), Transient),
+        (answer(404, "not_found"), AccountFailed),
+        (answer(400, "invalid_cursor"), Fatal),
+    ],
+)
+def test_classify(response: httpx2.Response, error: type) -> None:
+    found = classify(response)
+    assert type(found) is error
+    if error is RateLimited:
+        assert found.retry_after == 3  # type: ignore[union-attr]
+
+
+def test_success_is_no_error_and_usage_is_read_from_headers() -> None:
+    ok = httpx2.Response(
+        200,
+        headers={
+            "X-RateLimit-Limit": "100",
+            "X-RateLimit-Remaining": "25",
+            "X-RateLimit-Reset": "4",
+        },
+    )
+    assert classify(ok) is None
+    [reading] = usage(ok)
+    assert (reading.scope, reading.used, reading.regain_after) == ("app", 0.75, 4.0)
+    assert usage(httpx2.Response(200)) == []
+    assert Decimal("0.75") == Decimal(str(reading.used))

@@ -1,0 +1,160 @@
+"""The paging loops: each shape reads every page once, stops at the end, refuses to loop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import pytest
+import structlog
+
+from cmis_core.errors import Fatal, RateLimited, TokenRejected, Transient
+from cmis_core.settings import PlatformSettings
+from cmis_core.sync.paging import (
+    cursor_pages,
+    link_pages,
+    offset_pages,
+    page_token_pages,
+    request_json,
+)
+from cmis_core.types import Platform, PlatformContext
+
+ITEMS = list(range(23))
+
+
+def context(
+    handler: Callable[[httpx2.Request], httpx2.Response], **platform: Any
+) -> PlatformContext:
+    return PlatformContext(
+        platform=Platform(
+            name="demo",
+            display_name="Demo",
+            api_version="v1",
+            base_url="https://d.example",
+            **platform,
+        ),
+        settings=PlatformSettings(platform="demo", environ={}),
+        http=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+        log=structlog.get_logger(),
+    )
+
+
+async def collect(pages: Any) -> list[Any]:
+    return [item async for page in pages for item in page]
+
+
+async def test_cursor_pages_follow_after_until_next_disappears() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        after = request.url.params.get("after")
+        seen.append(after)
+        start = int(after or 0)
+        body: dict[str, Any] = {
+            "data": ITEMS[start : start + 10],
+            "paging": {"cursors": {"after": str(start + 10)}},
+        }
+        if start + 10 < len(ITEMS):
+            body["paging"]["next"] = "https://d.example/next"
+        return httpx2.Response(200, json=body)
+
+    assert (
+        await collect(cursor_pages(context(handler), "https://d.example/x", params={"limit": 10}))
+        == ITEMS
+    )
+    assert seen == [None, "10", "20"]
+
+
+async def test_a_repeated_cursor_is_fatal_not_an_endless_loop() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, json={"data": [1], "paging": {"cursors": {"after": "same"}, "next": "n"}}
+        )
+
+    with pytest.raises(Fatal) as caught:
+        await collect(cursor_pages(context(handler), "https://d.example/x"))
+    assert caught.value.code == "paging_loop"
+
+
+async def test_page_tokens_in_the_query_or_a_json_body() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "POST":
+            token = json.loads(request.content).get("pageToken")
+        else:
+            token = request.url.params.get("pageToken")
+        start = int(token or 0)
+        body: dict[str, Any] = {"results": ITEMS[start : start + 7]}
+        if start + 7 < len(ITEMS):
+            body["nextPageToken"] = str(start + 7)
+        return httpx2.Response(200, json=body)
+
+    ctx = context(handler)
+    assert await collect(page_token_pages(ctx, "https://d.example/q")) == ITEMS
+    posted = page_token_pages(ctx, "https://d.example/q", method="POST", json={"query": "SELECT"})
+    assert await collect(posted) == ITEMS
+
+
+async def test_offset_pages_stop_on_a_short_page_or_the_total() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        start, count = int(request.url.params["start"]), int(request.url.params["count"])
+        calls.append(start)
+        return httpx2.Response(
+            200, json={"elements": ITEMS[start : start + count], "paging": {"total": 23}}
+        )
+
+    ctx = context(handler)
+    assert await collect(offset_pages(ctx, "https://d.example/o", limit=10)) == ITEMS
+    assert calls == [0, 10, 20]
+    calls.clear()
+    exact = offset_pages(ctx, "https://d.example/o", limit=23, total=lambda b: b["paging"]["total"])
+    assert await collect(exact) == ITEMS
+    assert calls == [0]  # the total said there was no more: no empty extra call
+
+
+async def test_next_links_are_followed_as_given() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        page = int(request.url.params.get("page", 0))
+        body: dict[str, Any] = {"data": [page]}
+        if page < 2:
+            body["paging"] = {"next": f"https://d.example/l?page={page + 1}&access_token=t"}
+        return httpx2.Response(200, json=body)
+
+    assert await collect(link_pages(context(handler), "https://d.example/l")) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error"),
+    [
+        (401, {}, TokenRejected),
+        (429, {"Retry-After": "7"}, RateLimited),
+        (503, {}, Transient),
+        (400, {}, Fatal),
+    ],
+)
+async def test_errors_are_classified_with_a_generic_fallback(
+    status: int, headers: dict[str, str], error: type
+) -> None:
+    ctx = context(lambda r: httpx2.Response(status, headers=headers, json={}))
+    with pytest.raises(error) as caught:
+        await request_json(ctx, "GET", "https://d.example/x")
+    if error is RateLimited:
+        assert caught.value.retry_after == 7
+
+
+async def test_the_platform_classify_comes_first_and_network_errors_are_transient() -> None:
+    def classify(response: httpx2.Response) -> Fatal | None:
+        return Fatal("custom", code="x") if response.status_code == 200 else None
+
+    ctx = context(lambda r: httpx2.Response(200, json={}), classify=classify)
+    with pytest.raises(Fatal, match="custom"):
+        await request_json(ctx, "GET", "https://d.example/x")
+
+    def down(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    with pytest.raises(Transient):
+        await request_json(context(down), "GET", "https://d.example/x")
