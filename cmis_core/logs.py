@@ -2,7 +2,9 @@
 
 JSON lines when stderr is not a TTY (or ``CMIS_LOG_FORMAT=json``), readable lines on a TTY
 (or ``CMIS_LOG_FORMAT=console``); the level from ``CMIS_LOG_LEVEL``. The standard library's
-loggers (uvicorn, httpx2, sqlalchemy, ...) go through the same pipeline, so every line,
+loggers (uvicorn, httpx2, sqlalchemy, ...) go through the same pipeline (handlers a
+library installed on its own loggers are removed, see :data:`ROUTED_LOGGERS`; start
+uvicorn with ``log_config=None`` so it does not install them again), so every line,
 ours or a library's, passes :func:`redact_event`: secrets masked
 (:mod:`cmis_core.redaction`), control characters escaped, tracebacks rendered as
 redacted text.
@@ -25,6 +27,10 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMATS = ("json", "console")
 _MULTILINE_KEYS = frozenset({"exception", "stack"})
 _UNTOUCHED_KEYS = frozenset({"timestamp", "level", "logger"})
+
+# Libraries that may have given their loggers handlers of their own (uvicorn's default
+# log config does): configure_logging sends them back through the root handler.
+ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx2", "httpcore", "sqlalchemy")
 
 _configured = False
 
@@ -157,6 +163,15 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(chosen_level)
+    for name in ROUTED_LOGGERS:
+        library = logging.getLogger(name)
+        for own in list(library.handlers):
+            library.removeHandler(own)
+        library.propagate = True
+        library.disabled = False
+        library.setLevel(logging.NOTSET)
+    # SQLAlchemy's statement log carries row values (lead fields, states): warnings only.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     logging.captureWarnings(True)
     _configured = True
 

@@ -183,3 +183,20 @@ def test_the_processor_with_capture_logs() -> None:
             "log_level": "info",
         }
     ]
+
+
+def test_library_handlers_are_replaced_and_sql_statements_stay_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(logging.StreamHandler(io.StringIO()))  # as uvicorn's own config does
+    access.propagate = False
+    configure_logging(force=True, fmt="json", level="debug")
+    access.info('%s - "GET %s HTTP/1.1" 200', "127.0.0.1", f"/cb?code={SECRET}&state={SECRET}")
+    logging.getLogger("sqlalchemy.engine.Engine").info("INSERT INTO leads VALUES (?)")
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [e["logger"] for e in events] == ["uvicorn.access"]
+    assert (
+        events[0]["event"] == f'127.0.0.1 - "GET /cb?code={REDACTED}&state={REDACTED} HTTP/1.1" 200'
+    )
+    assert access.handlers == []
