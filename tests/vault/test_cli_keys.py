@@ -86,3 +86,34 @@ def test_errors_print_without_secrets(
 def test_click_is_the_group() -> None:
     assert isinstance(cli, click.Group)
     assert "keys" in cli.list_commands(click.Context(cli))
+
+
+def test_status_rows_show_each_key_and_the_missing_ones(key_a: SecretKey, key_b: SecretKey) -> None:
+    from cmis_core.cli.keys import status_rows
+
+    vault = Vault([key_b, key_a])
+    rows = status_rows(vault, {key_a.id: 3, "0badbeef": 2, key_b.id: 5, "00000000": 0})
+    assert rows == [
+        {"key_id": key_b.id, "role": "sealing", "credentials": 5},
+        {"key_id": key_a.id, "role": "old", "credentials": 3},
+        {"key_id": "0badbeef", "role": "not configured", "credentials": 2},
+    ]
+
+
+def test_rotation_lines_say_when_old_keys_can_go(key_a: SecretKey, key_b: SecretKey) -> None:
+    from cmis_core.cli.keys import rotation_lines
+    from cmis_core.vault import RotationReport
+
+    done = RotationReport(primary_key_id=key_b.id, rewritten=7, remaining={})
+    assert rotation_lines(done) == [
+        f"rewrote 7 credential(s) under key {key_b.id}",
+        "no credential uses an old key: old keys can be removed",
+    ]
+    left = RotationReport(
+        primary_key_id=key_b.id, rewritten=2, conflicts=1, remaining={key_a.id: 1}
+    )
+    assert rotation_lines(left)[1:] == [
+        "1 changed by another writer meanwhile (retried)",
+        f"1 credential(s) still use key {key_a.id}",
+        "run `cmis keys rotate` again before removing any old key",
+    ]
