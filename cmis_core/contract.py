@@ -30,6 +30,8 @@ from cmis_core.types import (
 )
 
 if TYPE_CHECKING:
+    import httpx2
+
     from cmis_core.settings import PlatformSettings
 
 Scope = MutableMapping[str, Any]
@@ -52,8 +54,15 @@ class AuthProvider(Protocol):
     :class:`~cmis_core.errors.RateLimited`. Nothing else is retried.
     """
 
-    platform: str
-    flow: str
+    @property
+    def platform(self) -> str:
+        """The platform slug."""
+        ...
+
+    @property
+    def flow(self) -> str:
+        """``"oauth2"`` or ``"oauth1"``."""
+        ...
 
     async def begin(
         self,
@@ -89,6 +98,10 @@ class AuthProvider(Protocol):
         """Revoke at the platform; ``False`` when the platform offers no revocation."""
         ...
 
+    def http_auth(self, tokens: TokenSet) -> httpx2.Auth:
+        """How API calls present ``tokens`` (a bearer header, an OAuth 1.0a signature, ...)."""
+        ...
+
 
 @runtime_checkable
 class WebhookVerifier(Protocol):
@@ -99,7 +112,10 @@ class WebhookVerifier(Protocol):
     :class:`~cmis_core.errors.WebhookRejected`) when the delivery is not genuine.
     """
 
-    platform: str
+    @property
+    def platform(self) -> str:
+        """The platform slug."""
+        ...
 
     def handshake(
         self, request: WebhookRequest, settings: PlatformSettings
@@ -154,10 +170,25 @@ class Stream(Protocol):
     common model (money in integer micros), following the platform's paging to the end.
     """
 
-    platform: str
-    name: str
-    entity: EntityKind
-    parent: str | None
+    @property
+    def platform(self) -> str:
+        """The platform slug."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The stream's name, unique within its platform (``campaigns``)."""
+        ...
+
+    @property
+    def entity(self) -> EntityKind:
+        """The common-model table this stream fills."""
+        ...
+
+    @property
+    def parent(self) -> str | None:
+        """The stream whose records fan out to this one, or None."""
+        ...
 
     def partitions(
         self, ctx: PlatformContext, *, account: Mapping[str, Any] | None, state: Mapping[str, Any]

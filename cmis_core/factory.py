@@ -76,6 +76,7 @@ class _Loaded:
     status: str = LOADED
     error: str | None = None
     records: dict[str, list[Any]] = attrs.field(factory=dict)
+    strict: bool = False
 
 
 @functools.cache
@@ -100,19 +101,42 @@ def _record_platform(hook: str, record: Any) -> str:
 class Registry:
     """Everything the installed plugins provide, indexed by platform slug."""
 
-    def __init__(self, pm: pluggy.PluginManager, plugins: list[_Loaded]) -> None:
+    def __init__(
+        self, pm: pluggy.PluginManager, plugins: list[_Loaded], *, trace: bool = False
+    ) -> None:
         self.pm = pm
         self._plugins = plugins
-        self.platforms: dict[str, Platform] = {}
-        self.auth_providers: dict[str, AuthProvider] = {}
-        self.webhook_verifiers: dict[str, WebhookVerifier] = {}
-        self.streams: dict[str, dict[str, Stream]] = {}
-        self.sandboxes: dict[str, Sandbox] = {}
-        self.conflicts: dict[str, tuple[str, ...]] = {}
-        self.owner: dict[str, _Loaded] = {}
-        self._index()
+        self._trace = trace
+        self._indexed = False
+        self._platforms: dict[str, Platform] = {}
+        self._auth_providers: dict[str, AuthProvider] = {}
+        self._webhook_verifiers: dict[str, WebhookVerifier] = {}
+        self._streams: dict[str, dict[str, Stream]] = {}
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._conflicts: dict[str, tuple[str, ...]] = {}
+        self._owner: dict[str, _Loaded] = {}
 
     # ------------------------------------------------------------------ building
+    def _ensure(self) -> None:
+        """Call the capability hooks once, on first need (not for `cmis --help`)."""
+        if self._indexed:
+            return
+        self._indexed = True
+        for plugin in self._plugins:
+            if plugin.status != LOADED:
+                continue
+            try:
+                _call_capabilities(self.pm, plugin, self._trace)
+            except Exception as exc:
+                if plugin.strict:
+                    raise
+                plugin.status = FAILED
+                plugin.error = f"{type(exc).__name__}: {exc}"
+                plugin.records = {}
+                if self.pm.is_registered(plugin.module):
+                    self.pm.unregister(plugin.module)
+        self._index()
+
     def _index(self) -> None:
         claims: dict[str, list[_Loaded]] = {}
         for plugin in self._plugins:
@@ -126,27 +150,64 @@ class Registry:
                 dists = tuple(sorted({o.distribution for o in owners}))
                 if len(dists) == 1:
                     dists = tuple(sorted(f"{o.distribution} ({o.name})" for o in owners))
-                self.conflicts[slug] = dists
+                self._conflicts[slug] = dists
                 continue
-            self.owner[slug] = owners[0]
-        for slug, plugin in self.owner.items():
+            self._owner[slug] = owners[0]
+        for slug, plugin in self._owner.items():
             for hook, records in plugin.records.items():
                 for record in records:
                     if _record_platform(hook, record) != slug:
                         continue
                     self._add(hook, slug, record)
 
+    @property
+    def platforms(self) -> dict[str, Platform]:
+        """Installed platforms by slug (conflicting ones left out)."""
+        self._ensure()
+        return self._platforms
+
+    @property
+    def auth_providers(self) -> dict[str, AuthProvider]:
+        self._ensure()
+        return self._auth_providers
+
+    @property
+    def webhook_verifiers(self) -> dict[str, WebhookVerifier]:
+        self._ensure()
+        return self._webhook_verifiers
+
+    @property
+    def streams(self) -> dict[str, dict[str, Stream]]:
+        self._ensure()
+        return self._streams
+
+    @property
+    def sandboxes(self) -> dict[str, Sandbox]:
+        self._ensure()
+        return self._sandboxes
+
+    @property
+    def conflicts(self) -> dict[str, tuple[str, ...]]:
+        """Platforms claimed by more than one distribution, with those distributions."""
+        self._ensure()
+        return self._conflicts
+
+    @property
+    def owner(self) -> dict[str, _Loaded]:
+        self._ensure()
+        return self._owner
+
     def _add(self, hook: str, slug: str, record: Any) -> None:
         if hook == "cmis_platforms":
-            self.platforms[slug] = record
+            self._platforms[slug] = record
         elif hook == "cmis_auth_providers":
-            self.auth_providers[slug] = record
+            self._auth_providers[slug] = record
         elif hook == "cmis_webhook_verifiers":
-            self.webhook_verifiers[slug] = record
+            self._webhook_verifiers[slug] = record
         elif hook == "cmis_streams":
-            self.streams.setdefault(slug, {})[record.name] = record
+            self._streams.setdefault(slug, {})[record.name] = record
         elif hook == "cmis_sandboxes":
-            self.sandboxes[slug] = record
+            self._sandboxes[slug] = record
 
     # ------------------------------------------------------------------ lookups
     def platform(self, slug: str) -> Platform:
@@ -196,6 +257,7 @@ class Registry:
 
     def plugins(self) -> list[PluginInfo]:
         """One row per entry point, for `cmis plugins list`."""
+        self._ensure()
         rows = []
         for plugin in self._plugins:
             slugs = sorted({_record_platform(h, r) for h, rs in plugin.records.items() for r in rs})
@@ -315,11 +377,10 @@ def load_plugins(
         if ep.name in settings.plugins_disabled:
             loaded.append(_Loaded(ep.name, dist, version, ep.value, status=DISABLED))
             continue
-        plugin = _Loaded(ep.name, dist, version, ep.value)
+        plugin = _Loaded(ep.name, dist, version, ep.value, strict=settings.plugins_strict)
         try:
             plugin.module = ep.load()
             pm.register(plugin.module, name=f"{dist}:{ep.name}")
-            _call_capabilities(pm, plugin, settings.trace_plugins)
         except Exception as exc:
             if settings.plugins_strict:
                 raise
@@ -330,15 +391,17 @@ def load_plugins(
                 pm.unregister(plugin.module)
         loaded.append(plugin)
     for name, module in builtins:
-        plugin = _Loaded(name, "cmis-core", md.version("cmis-core"), module)
+        plugin = _Loaded(name, "cmis-core", md.version("cmis-core"), module, strict=True)
         pm.register(module, name=f"builtin:{name}")
-        _call_capabilities(pm, plugin, settings.trace_plugins)
         loaded.append(plugin)
     pm.check_pending()
     if settings.trace_plugins:
         pm.trace.root.setwriter(lambda text: _log().debug("plugins.trace", text=text.rstrip()))
         pm.enable_tracing()
-    return Registry(pm, loaded)
+    registry = Registry(pm, loaded, trace=settings.trace_plugins)
+    if settings.plugins_strict:
+        registry.platforms  # noqa: B018 - strict mode surfaces hook errors now
+    return registry
 
 
 @functools.cache

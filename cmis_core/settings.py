@@ -50,6 +50,11 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         default="cmis_app",
     ),
     Setting(
+        name="CMIS_DATABASE_POOL_SIZE",
+        help="PostgreSQL connections kept open per process (as many again may overflow).",
+        default="5",
+    ),
+    Setting(
         name="CMIS_SECRET_KEYS",
         help="Comma-separated token-encryption keys; the first encrypts, all decrypt.",
         secret=True,
@@ -179,6 +184,7 @@ class Settings:
     migration_url: str = attrs.field(repr=False)
     database_url_explicit: bool
     app_role: str
+    database_pool_size: int = 5
     secret_keys: tuple[str, ...] = attrs.field(repr=False)
     public_url: str
     org: str | None
@@ -223,6 +229,9 @@ class Settings:
             migration_url=get("CMIS_DATABASE_MIGRATION_URL") or database_url,
             database_url_explicit=db_url is not None,
             app_role=get("CMIS_DATABASE_APP_ROLE") or "cmis_app",
+            database_pool_size=max(
+                1, _int("CMIS_DATABASE_POOL_SIZE", get("CMIS_DATABASE_POOL_SIZE") or "5")
+            ),
             secret_keys=csv("CMIS_SECRET_KEYS"),
             public_url=public_url,
             org=get("CMIS_ORG"),

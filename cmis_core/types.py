@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -34,6 +34,10 @@ def _tuple_of_str(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(v for v in value.replace(",", " ").split() if v)
     return tuple(str(v) for v in value)
+
+
+def _capabilities(value: Iterable[Capability | str]) -> frozenset[Capability]:
+    return frozenset(Capability(v) for v in value)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -135,7 +139,7 @@ class Platform:
     token_url: str | None = None
     api_version_sunset: dt.date | None = None
     scopes: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
-    capabilities: frozenset[Capability] = attrs.field(default=frozenset(), converter=frozenset)
+    capabilities: frozenset[Capability] = attrs.field(default=frozenset(), converter=_capabilities)
     rate_limit: RateLimitPolicy = attrs.field(factory=RateLimitPolicy)
     classify: Callable[[httpx2.Response], PlatformError | None] | None = attrs.field(
         default=None, eq=False, repr=False

@@ -21,6 +21,9 @@ from cmis_core.errors import CmisError, ExitCode
 COMMANDS: dict[str, str] = {
     "keys": "cmis_core.cli.keys:keys",
     "plugins": "cmis_core.cli.plugins:plugins",
+    "db": "cmis_core.cli.db:db",
+    "orgs": "cmis_core.cli.orgs:orgs",
+    "apikeys": "cmis_core.cli.apikeys:apikeys",
 }
 
 

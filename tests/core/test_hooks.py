@@ -65,6 +65,9 @@ class Auth:
     async def revoke(self, ctx: PlatformContext, tokens: TokenSet) -> bool:
         return False
 
+    def http_auth(self, tokens: TokenSet) -> Any:
+        return None
+
 
 class Verifier:
     platform = "zeta"

@@ -49,7 +49,7 @@ def platform() -> Platform:
         auth_url="https://www.example.com",
         token_url="https://api.example.com",
         scopes=("ads.read", "ads.manage"),
-        capabilities=CAPABILITIES,  # type: ignore[arg-type]  # attrs converter=frozenset typing
+        capabilities=CAPABILITIES,
         rate_limit=RateLimitPolicy(calls_per_second=20, burst=100, slow_down_at=0.75),
         classify=classify,
         usage=usage,

@@ -1,0 +1,1 @@
+"""The HTTP service (`cmis serve`): health, the org-scoped API, webhooks, OAuth callbacks."""

@@ -1,0 +1,151 @@
+"""Bulk upsert on both backends: inserted / updated / unchanged, and nothing half-written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import pytest
+from sqlalchemy import select
+
+from cmis_core.errors import UsageError
+from cmis_core.store import Store, scoped, tables, upsert
+from cmis_core.types import EntityStatus
+
+KEY = ("platform", "level", "entity_external_id", "date")
+
+
+def metric(i: int, **changes: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "platform": "meta",
+        "level": "ad",
+        "entity_external_id": f"ad{i}",
+        "date": dt.date(2024, 5, 1) + dt.timedelta(days=i % 3),
+        "account_external_id": "act_1",
+        "currency": "EUR",
+        "impressions": 1000 + i,
+        "clicks": i,
+        "spend_micros": 1_234_567 * i,
+        "conversions": decimal.Decimal("0.333333") * i,
+        "conversions_value_micros": None,
+        "attribution": "7d_click",
+    }
+    row.update(changes)
+    return row
+
+
+def stored(store: Store, org_id: int) -> dict[str, dict[str, object]]:
+    with store.org(org_id, write=False) as conn:
+        rows = conn.execute(scoped(conn, tables.daily_metrics)).mappings().all()
+    return {str(r["entity_external_id"]): dict(r) for r in rows}
+
+
+def test_insert_then_unchanged_then_changed(store: Store):
+    org = store.create_org("acme")
+    rows = [metric(i) for i in range(50)]
+    result = store.upsert(org.id, tables.daily_metrics, rows, KEY, page_size=20)
+    assert (result.inserted, result.updated, result.unchanged) == (50, 0, 0)
+    first = stored(store, org.id)
+    assert first["ad7"]["conversions"] == decimal.Decimal("2.333331")
+    assert first["ad7"]["spend_micros"] == 8_641_969
+    result = store.upsert(org.id, tables.daily_metrics, rows, KEY)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 50)
+    assert stored(store, org.id) == first  # updated_at untouched: nothing was written
+    changed = [metric(i, clicks=999) if i % 10 == 0 else metric(i) for i in range(55)]
+    result = store.upsert(org.id, tables.daily_metrics, changed, KEY)
+    assert (result.inserted, result.updated, result.unchanged) == (5, 5, 45)
+    after = stored(store, org.id)
+    assert after["ad10"]["clicks"] == 999
+    assert after["ad10"]["updated_at"] > first["ad10"]["updated_at"]
+    assert after["ad11"]["updated_at"] == first["ad11"]["updated_at"]
+
+
+def test_json_and_null_changes_are_detected(store: Store):
+    org = store.create_org("acme")
+    base = {"platform": "meta", "external_id": "c1", "account_external_id": "act_1", "name": "C"}
+    with store.org(org.id) as conn:
+        assert (
+            upsert(
+                conn,
+                tables.campaigns,
+                [{**base, "raw": {"b": 1, "a": [1, 2]}}],
+                ("platform", "external_id"),
+            ).inserted
+            == 1
+        )
+        same = upsert(
+            conn,
+            tables.campaigns,
+            [{**base, "raw": {"a": [1, 2], "b": 1}}],
+            ("platform", "external_id"),
+        )
+        assert same.unchanged == 1
+        assert (
+            upsert(
+                conn,
+                tables.campaigns,
+                [{**base, "raw": {"a": [2, 1], "b": 1}}],
+                ("platform", "external_id"),
+            ).updated
+            == 1
+        )
+        assert (
+            upsert(
+                conn, tables.campaigns, [{**base, "raw": None}], ("platform", "external_id")
+            ).updated
+            == 1
+        )
+        assert (
+            upsert(
+                conn, tables.campaigns, [{**base, "raw": None}], ("platform", "external_id")
+            ).unchanged
+            == 1
+        )
+        enum_row = {**base, "raw": None, "status": EntityStatus.PAUSED}
+        assert upsert(conn, tables.campaigns, [enum_row], ("platform", "external_id")).updated == 1
+        row = conn.execute(scoped(conn, tables.campaigns)).one()
+    assert row.status == "paused"
+    assert row.raw is None
+
+
+def test_last_row_wins_when_a_key_repeats(store: Store):
+    org = store.create_org("acme")
+    result = store.upsert(
+        org.id, tables.daily_metrics, [metric(1, clicks=1), metric(1, clicks=2)], KEY
+    )
+    assert (result.inserted, result.unchanged) == (1, 0)
+    assert stored(store, org.id)["ad1"]["clicks"] == 2
+
+
+def test_same_natural_key_in_two_orgs_are_two_rows(store: Store):
+    a, b = store.create_org("org-a"), store.create_org("org-b")
+    assert store.upsert(a.id, tables.daily_metrics, [metric(1)], KEY).inserted == 1
+    assert store.upsert(b.id, tables.daily_metrics, [metric(1, clicks=5)], KEY).inserted == 1
+    assert stored(store, a.id)["ad1"]["clicks"] == 1
+    assert stored(store, b.id)["ad1"]["clicks"] == 5
+
+
+def test_bad_input_is_refused_before_anything_is_written(store: Store):
+    a, b = store.create_org("org-a"), store.create_org("org-b")
+    cases = [
+        ([{**metric(1), "org_id": b.id}, {**metric(2), "org_id": a.id}], "names organisation"),
+        ([metric(1), {k: v for k, v in metric(2).items() if k != "clicks"}], "same columns"),
+        ([{**metric(1), "nope": 1}], "no column 'nope'"),
+        ([{**metric(1), "updated_at": dt.datetime.now(dt.UTC)}], "set by the upsert"),
+    ]
+    for rows, message in cases:
+        with pytest.raises(UsageError, match=message):
+            store.upsert(b.id, tables.daily_metrics, rows, KEY)
+    with pytest.raises(UsageError, match="not a unique key"):
+        store.upsert(b.id, tables.daily_metrics, [metric(1)], ("platform", "entity_external_id"))
+    with pytest.raises(UsageError, match="org transaction"), store.system() as conn:
+        upsert(conn, tables.daily_metrics, [metric(1)], KEY)
+    assert stored(store, b.id) == {}
+
+
+def test_system_table_upsert_needs_no_org(store: Store):
+    with store.system() as conn:
+        lease = {"name": "refresh:1", "owner": "w1", "version": 1}
+        assert upsert(conn, tables.leases, [lease], ("name",)).inserted == 1
+        assert upsert(conn, tables.leases, [{**lease, "version": 2}], ("name",)).updated == 1
+        assert conn.execute(select(tables.leases.c.version)).scalar_one() == 2
