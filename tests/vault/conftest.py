@@ -111,7 +111,11 @@ def make_table() -> Callable[[sa.Engine], sa.Table]:
     return make
 
 
-@pytest.fixture
-def make_sqlite_engine() -> Callable[[Path], sa.Engine]:
-    """Builds a SQLite engine configured as cmis uses it."""
-    return sqlite_engine
+# The store's database fixtures (sqlite_database, postgres_database, database, store).
+from cmis_core.testing.databases import (  # noqa: E402, F401
+    cmis_postgres_template,
+    database,
+    postgres_database,
+    sqlite_database,
+    store,
+)
