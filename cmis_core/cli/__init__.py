@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "db": "cmis_core.cli.db:db",
     "orgs": "cmis_core.cli.orgs:orgs",
     "apikeys": "cmis_core.cli.apikeys:apikeys",
+    "serve": "cmis_core.cli.serve:serve",
 }
 
 

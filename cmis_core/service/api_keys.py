@@ -1,17 +1,24 @@
 """Org-scoped API keys on `/api/orgs/{org}/...`: `Authorization: Bearer <key>`.
 
-A missing or unknown key is 401; a valid key of another organisation is 403.
+A missing or unknown key is 401; a valid key of another organisation, or an organisation
+that does not exist, is 403 (so a key cannot probe which organisations exist).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-KeyVerifier = Callable[[str], Awaitable[str | None]]
-"""Maps a presented key to the slug of the organisation it belongs to, or None."""
+from cmis_core.errors import UnknownOrganization
+from cmis_core.service.state import state_of
+from cmis_core.store import Org
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+OrgEndpoint = Callable[[Request, Org], Awaitable[Response]]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -23,22 +30,33 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def check_org_access(request: Request, verify: KeyVerifier) -> JSONResponse | None:
-    """None when the request's key belongs to the path's org; else the error response."""
-    token = bearer_token(request)
-    if token is None:
-        return JSONResponse(
-            {"error": "missing API key", "hint": "send Authorization: Bearer <key>"},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    org = await verify(token)
-    if org is None:
-        return JSONResponse(
-            {"error": "unknown or revoked API key"},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    if org != request.path_params.get("org"):
-        return JSONResponse({"error": "this key does not give access to that organisation"}, 403)
-    return None
+def _unauthorized(message: str, error: str | None = None) -> JSONResponse:
+    challenge = f'Bearer error="{error}"' if error else "Bearer"
+    return JSONResponse(
+        {"error": message}, status_code=401, headers={"WWW-Authenticate": challenge}
+    )
+
+
+def org_endpoint(handler: OrgEndpoint) -> Endpoint:
+    """Wrap a handler of `/api/orgs/{org}/...`: check the key, pass the organisation."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        token = bearer_token(request)
+        if token is None:
+            return _unauthorized("missing API key: send Authorization: Bearer <key>")
+        store = state_of(request).store
+        key_org = await run_in_threadpool(store.verify_api_key, token)
+        if key_org is None:
+            return _unauthorized("unknown or revoked API key", "invalid_token")
+        try:
+            org = await run_in_threadpool(store.get_org, request.path_params["org"])
+        except UnknownOrganization:
+            org = None
+        if org is None or org.id != key_org:
+            return JSONResponse(
+                {"error": "this key does not give access to that organisation"}, status_code=403
+            )
+        return await handler(request, org)
+
+    return endpoint
