@@ -110,12 +110,3 @@ def make_table() -> Callable[[sa.Engine], sa.Table]:
 
     return make
 
-
-# The store's database fixtures (sqlite_database, postgres_database, database, store).
-from cmis_core.testing.databases import (  # noqa: E402, F401
-    cmis_postgres_template,
-    database,
-    postgres_database,
-    sqlite_database,
-    store,
-)
