@@ -109,4 +109,3 @@ def make_table() -> Callable[[sa.Engine], sa.Table]:
         return table
 
     return make
-
