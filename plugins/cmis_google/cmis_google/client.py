@@ -109,7 +109,7 @@ def platform() -> Platform:
         auth_url="https://accounts.google.com",
         token_url="https://oauth2.googleapis.com",
         scopes=(SCOPE,),
-        capabilities=CAPABILITIES,  # type: ignore[arg-type]  # attrs converter=frozenset typing
+        capabilities=CAPABILITIES,
         # Google publishes no per-second figure; Basic access is 15,000 operations a day,
         # and paging requests for the same query are free.
         rate_limit=RateLimitPolicy(calls_per_second=5, burst=10, max_concurrency=4),
