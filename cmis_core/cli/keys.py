@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import structlog
 
 from cmis_core.cli.output import emit, json_option
 from cmis_core.errors import ExitCode, UndecryptableCredential
@@ -16,8 +15,6 @@ if TYPE_CHECKING:
     from cmis_core.settings import Settings
     from cmis_core.store import Store
     from cmis_core.vault import RotationReport, Vault
-
-log = structlog.get_logger(__name__)
 
 
 def announce_key_file(path: Path) -> None:
@@ -156,12 +153,15 @@ def rotate_keys(batch_size: int) -> int:
     (even by kill -9), it finishes when run again. Prints how many credentials still use
     each old key; exit 1 while some do.
     """
+    import structlog
+
     from cmis_core.settings import Settings
     from cmis_core.store import open_store, tables
     from cmis_core.vault import BatchResult, rotate_organizations
 
     settings = Settings.from_env()
     vault = load_vault(settings)
+    log = structlog.get_logger(__name__)
 
     def progress(org_id: Any, batch: BatchResult) -> None:
         log.info(
