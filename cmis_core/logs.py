@@ -170,8 +170,10 @@ def configure_logging(
         library.propagate = True
         library.disabled = False
         library.setLevel(logging.NOTSET)
-    # SQLAlchemy's statement log carries row values (lead fields, states): warnings only.
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    # SQLAlchemy's statement log carries row values (lead fields, states), and httpx2 logs
+    # every full URL (Meta's carry the token) at INFO: warnings only, redacted or not.
+    for noisy in ("sqlalchemy", "httpx2", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     _configured = True
 

@@ -23,7 +23,6 @@ from cmis_core.errors import (
     TokenRejected,
     Transient,
 )
-from cmis_core.http._redact import _redact_url
 from cmis_core.http.retry import (
     default_classify,
     hinted_wait,
@@ -32,6 +31,7 @@ from cmis_core.http.retry import (
     wait_platform_or_backoff,
 )
 from cmis_core.http.scope import ACCOUNT, current_scope
+from cmis_core.redaction import redact_url
 
 if TYPE_CHECKING:
     from cmis_core.http.config import HttpConfig
@@ -109,7 +109,7 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
         scope = current_scope()
         account = request.extensions.get(ACCOUNT) or scope.account
         name = self._platform.name
-        url = _redact_url(request.url)
+        url = redact_url(request.url)
         config = self._config
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -183,7 +183,7 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
             "platform": name,
             "account": account,
             "method": request.method,
-            "url": _redact_url(request.url),
+            "url": redact_url(request.url),
         }
         async with self._semaphore:
             started = time.perf_counter()

@@ -244,7 +244,8 @@ async def test_logs_redact_tokens_and_never_show_headers_or_bodies(hub_for: Any)
     requests = [e for e in logs if e["event"] == "http.request"]
     assert [e["status"] for e in requests] == [500, 200]
     assert requests[1]["url"] == (
-        "https://api.example.test/v1/campaigns?access_token=***&fields=id,name&appsecret_proof=***"
+        "https://api.example.test/v1/campaigns?access_token=[redacted]&fields=id%2Cname"
+        "&appsecret_proof=[redacted]"
     )
     assert requests[1]["method"] == "GET" and requests[1]["elapsed_ms"] >= 0
     assert [e["event"] for e in logs if e["event"] == "http.retry"] == ["http.retry"]

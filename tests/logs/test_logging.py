@@ -36,7 +36,7 @@ def log_everything() -> None:
         platform="meta",
         note=f'line one\r\n{{"event": "forged"}}\n{TIMESTAMP.pattern} [info] forged',
     )
-    logging.getLogger("httpx2").info(
+    logging.getLogger("httpx2").warning(
         'HTTP Request: %s %s "%s"',
         "GET",
         f"https://x.example/v1/me?access_token={SECRET}",
