@@ -47,7 +47,7 @@ def test_api_keys_verify_only_while_unrevoked_and_are_stored_hashed(store: Store
     assert store.verify_api_key("not a key") is None
     with store.system(write=False) as conn:
         stored = conn.execute(select(tables.api_keys)).all()
-    assert all(key not in repr(row) and key.split("_")[2] not in repr(row) for row in stored)
+    assert all(key not in repr(row) and key.split("_", 2)[2] not in repr(row) for row in stored)
     infos = store.list_api_keys(org.id)
     assert [i.id for i in infos] == [key_id, other_id]
     assert infos[0].last_used_at is not None
