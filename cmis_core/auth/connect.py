@@ -18,6 +18,7 @@ observer fires after the commit.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,8 +45,10 @@ class ConnectStart:
 
     auth_url: str = attrs.field(repr=False)  # carries the state
     redirect_uri: str
-    expires_at: Any
+    expires_at: dt.datetime
     state: str = attrs.field(repr=False)
+    flow: str = "oauth2"
+    state_key: str = attrs.field(default="", repr=False)  # what finds the state on callback
 
 
 @attrs.frozen(kw_only=True)
@@ -142,7 +145,14 @@ async def begin_connect(
         ttl=settings.oauth_state_ttl,
     )
     log.info("auth.connect_started", org_id=org_id, platform=platform, redirect_uri=redirect)
-    return ConnectStart(auth_url=request.url, redirect_uri=redirect, expires_at=expires_at, state=state)
+    return ConnectStart(
+        auth_url=request.url,
+        redirect_uri=redirect,
+        expires_at=expires_at,
+        state=state,
+        flow=provider.flow,
+        state_key=key,
+    )
 
 
 async def complete_connect(

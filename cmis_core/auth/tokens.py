@@ -378,6 +378,29 @@ async def on_token_rejected(
     return await _renew(store, vault, registry, settings, stored, http=http, policy=policy)
 
 
+async def refresh_now(
+    store: Store,
+    vault: Vault,
+    registry: Registry,
+    settings: Settings,
+    org_id: int,
+    platform: str,
+    *,
+    http: httpx2.AsyncClient,
+    policy: RefreshPolicy | None = None,
+) -> TokenSet:
+    """Refresh now, whatever the expiry (single flight): `cmis integrations refresh`."""
+    policy = policy or RefreshPolicy.from_settings(settings)
+    stored = await in_thread(load_tokens, store, vault, org_id, platform)
+    if not renewable(registry.platform(platform), stored.tokens):
+        slug = await in_thread(events.org_slug, store, org_id)
+        raise UsageError(
+            f"the {platform} token of {slug} cannot be renewed without the user",
+            hint=events.reconnect_hint(platform, slug),
+        )
+    return await _renew(store, vault, registry, settings, stored, http=http, policy=policy)
+
+
 def _carries(request: httpx2.Request, token: str) -> bool:
     return token in request.headers.get("authorization", "") or token in str(request.url)
 
@@ -588,6 +611,7 @@ __all__ = [
     "open_context",
     "platform_context",
     "refresh_due",
+    "refresh_now",
     "renewable",
     "token_refresher",
 ]
