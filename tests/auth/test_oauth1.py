@@ -179,6 +179,6 @@ async def test_oauth1_rejected_token_needs_reconnect_and_revoke(
     assert xauth.observer.kinds() == ["connected", "needs_reauth"]
     # disconnect: the platform's invalidation is tried, the credentials go regardless
     done = await flows.disconnect(*xauth.args(), org_id=xauth.org.id, platform="xads", http=http)
-    assert done.revoked is False and done.revoke_error == "xads refused the revoke request (HTTP 401)"
+    assert done.revoked is False and done.revoke_error == "xads refused the access token (HTTP 401)"
     with xauth.store.org(xauth.org.id, write=False) as conn:
         assert integrations.load(conn, xauth.vault, "xads") is None
