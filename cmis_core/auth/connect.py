@@ -172,7 +172,9 @@ async def complete_connect(
     when given, must be the organisation the state was issued for.
     """
     provider = registry.auth_provider(platform)
-    pending = await in_thread(_consume_state, store, vault, _state_key(provider.flow, params), platform)
+    pending = await in_thread(
+        _consume_state, store, vault, _state_key(provider.flow, params), platform
+    )
     if org_id is not None and pending.org_id != org_id:
         raise OAuthFlowError("this connect link was issued for another organisation")
     ctx = platform_context(registry, settings, platform, http=http)
@@ -248,9 +250,7 @@ async def _save(
     granted = set(info.scopes)
     missing = [s for s in requested if s not in granted] if granted else []
     if missing:
-        warnings.append(
-            f"fewer scopes were granted than asked for; missing: {', '.join(missing)}"
-        )
+        warnings.append(f"fewer scopes were granted than asked for; missing: {', '.join(missing)}")
     if (
         previous is not None
         and previous.external_user_id

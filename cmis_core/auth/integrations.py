@@ -56,7 +56,7 @@ class IntegrationInfo:
     updated_at: dt.datetime | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> IntegrationInfo:
+    def from_row(cls, row: Mapping[Any, Any]) -> IntegrationInfo:
         return cls(
             org_id=int(row["org_id"]),
             id=int(row["id"]),
@@ -291,16 +291,12 @@ def disconnect(conn: Connection, integration: IntegrationInfo, *, purge: bool) -
     deleted = 0
     for table in DATA_TABLES:
         result = conn.execute(
-            delete(table).where(
-                table.c.org_id == org_id, table.c.platform == integration.platform
-            )
+            delete(table).where(table.c.org_id == org_id, table.c.platform == integration.platform)
         )
         deleted += max(result.rowcount, 0)
     for table in (tables.ad_accounts, tables.routes, tables.sync_state, tables.sync_runs):
         result = conn.execute(
-            delete(table).where(
-                table.c.org_id == org_id, table.c.integration_id == integration.id
-            )
+            delete(table).where(table.c.org_id == org_id, table.c.integration_id == integration.id)
         )
         deleted += max(result.rowcount, 0)
     conn.execute(delete(_I).where(_I.c.org_id == org_id, _I.c.id == integration.id))

@@ -31,9 +31,9 @@ def ensure_row(conn: Connection, name: str) -> None:
     """Create lease row ``name`` (free) unless it exists."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        dialect.insert(_L).values(name=name, version=0).on_conflict_do_nothing(
-            index_elements=["name"]
-        )
+        dialect.insert(_L)
+        .values(name=name, version=0)
+        .on_conflict_do_nothing(index_elements=["name"])
     )
 
 
@@ -55,7 +55,9 @@ def claim(
                     _L.c.owner == owner,
                 ),
             )
-            .values(owner=owner, until=now + dt.timedelta(seconds=seconds), version=_L.c.version + 1)
+            .values(
+                owner=owner, until=now + dt.timedelta(seconds=seconds), version=_L.c.version + 1
+            )
         )
         return result.rowcount == 1
 

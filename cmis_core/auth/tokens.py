@@ -200,8 +200,7 @@ async def _refused(
     await in_thread(events.needs_reauth, registry, store, integration, stored.version, reason)
     slug = await in_thread(events.org_slug, store, integration.org_id)
     raise ReauthRequired(
-        f"the {integration.platform} grant of {slug} was refused; it needs reconnecting "
-        f"({reason})",
+        f"the {integration.platform} grant of {slug} was refused; it needs reconnecting ({reason})",
         platform=integration.platform,
         code=exc.code,
         status=exc.status,
@@ -373,7 +372,11 @@ async def on_token_rejected(
         return stored.tokens
     if not renewable(registry.platform(platform), stored.tokens):
         return await _expired_for_good(
-            store, vault, registry, stored, "the platform refused the token and it cannot be renewed"
+            store,
+            vault,
+            registry,
+            stored,
+            "the platform refused the token and it cannot be renewed",
         )
     return await _renew(store, vault, registry, settings, stored, http=http, policy=policy)
 
@@ -449,9 +452,16 @@ def token_refresher(
         if _carries(request, tokens.access_token):
             old = tokens.access_token
             tokens = await on_token_rejected(
-                store, vault, registry, settings, org_id, platform,
-                http=http, rejected=tokens, policy=policy,
-            )  # fmt: skip
+                store,
+                vault,
+                registry,
+                settings,
+                org_id,
+                platform,
+                http=http,
+                rejected=tokens,
+                policy=policy,
+            )
         else:  # another worker renewed it already: present the stored tokens
             old = ""
         return await _resign(registry.auth_provider(platform), request, old, tokens)
@@ -591,9 +601,7 @@ async def refresh_due(
         if not item.refresh_due:
             continue
         outcomes.append(
-            await _refresh_one(
-                store, vault, registry, settings, item.org_id, item.platform, policy
-            )
+            await _refresh_one(store, vault, registry, settings, item.org_id, item.platform, policy)
         )
     return RefreshReport(outcomes=tuple(outcomes))
 
@@ -603,8 +611,8 @@ __all__ = [
     "RefreshPolicy",
     "RefreshReport",
     "TokenRefresher",
-    "in_thread",
     "fresh_tokens",
+    "in_thread",
     "load_tokens",
     "new_http_client",
     "on_token_rejected",

@@ -22,7 +22,7 @@ import click
 from cmis_core.errors import ExitCode, OAuthFlowError, UsageError
 
 if TYPE_CHECKING:  # kept out of `cmis --help`
-    from cmis_core.auth.connect import ConnectStart, Connected
+    from cmis_core.auth.connect import Connected, ConnectStart
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -37,7 +37,7 @@ class CliContext:
     registry: Any
     org: Any
 
-    def args(self) -> tuple[Any, ...]:
+    def args(self) -> tuple[Any, Any, Any, Any]:
         return (self.store, self.vault, self.registry, self.settings)
 
 
@@ -178,7 +178,7 @@ class CallbackListener:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            method, target, _ = (line.split(" ") + ["", ""])[:3]
+            method, target, _ = [*line.split(" "), "", ""][:3]
             parts = urlsplit(target)
             assert self.params is not None and self.answer is not None
             if method != "GET" or parts.path != self.path or self.params.done():
@@ -204,7 +204,7 @@ async def _connect_flow(
     redirect_uri: str | None,
     scopes: tuple[str, ...],
     paste: bool,
-    timeout: float,
+    wait_seconds: float,
 ) -> Connected:
     from cmis_core.auth import connect as flows
     from cmis_core.auth.tokens import new_http_client
@@ -213,30 +213,41 @@ async def _connect_flow(
     async with new_http_client(ctx.settings) as http:
         if paste:
             start = await flows.begin_connect(
-                *ctx.args(), org_id=ctx.org.id, platform=platform, http=http,
-                redirect_uri=uri, scopes=scopes or None,
-            )  # fmt: skip
+                *ctx.args(),
+                org_id=ctx.org.id,
+                platform=platform,
+                http=http,
+                redirect_uri=uri,
+                scopes=scopes or None,
+            )
             click.echo("Open this URL, approve, then paste the code or the URL you land on:")
             click.echo(start.auth_url)
             text = await asyncio.to_thread(click.prompt, "code or URL")
             return await flows.complete_connect(
-                *ctx.args(), platform=platform, params=pasted_params(text, start), http=http,
+                *ctx.args(),
+                platform=platform,
+                params=pasted_params(text, start),
+                http=http,
                 org_id=ctx.org.id,
-            )  # fmt: skip
+            )
         async with CallbackListener(uri) as listener:
             start = await flows.begin_connect(
-                *ctx.args(), org_id=ctx.org.id, platform=platform, http=http,
-                redirect_uri=uri, scopes=scopes or None,
-            )  # fmt: skip
+                *ctx.args(),
+                org_id=ctx.org.id,
+                platform=platform,
+                http=http,
+                redirect_uri=uri,
+                scopes=scopes or None,
+            )
             click.echo("Open this URL in a browser and approve:")
             click.echo(start.auth_url)
             click.echo(f"waiting for the redirect on {uri} ...", err=True)
             assert listener.params is not None and listener.answer is not None
             try:
-                params = await asyncio.wait_for(listener.params, timeout)
+                params = await asyncio.wait_for(listener.params, wait_seconds)
             except TimeoutError:
                 raise OAuthFlowError(
-                    f"no redirect arrived within {int(timeout)}s; start again"
+                    f"no redirect arrived within {int(wait_seconds)}s; start again"
                 ) from None
             try:
                 connected = await flows.complete_connect(
@@ -293,9 +304,13 @@ def connect(
             return _report(asyncio.run(_with_token(ctx, platform, token)))
         connected = asyncio.run(
             _connect_flow(
-                ctx, platform, redirect_uri=redirect_uri, scopes=scopes, paste=paste,
-                timeout=timeout,
-            )  # fmt: skip
+                ctx,
+                platform,
+                redirect_uri=redirect_uri,
+                scopes=scopes,
+                paste=paste,
+                wait_seconds=timeout,
+            )
         )
         return _report(connected)
 
@@ -322,9 +337,7 @@ def disconnect(platform: str, org: str | None, purge: bool, yes: bool) -> int:
 
     with opened(org) as ctx:
         if purge and not yes:
-            click.confirm(
-                f"delete every {platform} record of {ctx.org.slug} as well?", abort=True
-            )
+            click.confirm(f"delete every {platform} record of {ctx.org.slug} as well?", abort=True)
 
         async def run() -> flows.Disconnected:
             async with new_http_client(ctx.settings) as http:
@@ -344,7 +357,5 @@ def disconnect(platform: str, org: str | None, purge: bool, yes: bool) -> int:
     data = f"{done.rows_deleted} synced rows deleted" if purge else "synced data kept"
     click.echo(f"disconnected {platform} for {done.org}: {revoked}; credentials deleted; {data}")
     if done.revoke_error:
-        click.echo(
-            "warning: remove the app in the platform's settings to end the grant", err=True
-        )
+        click.echo("warning: remove the app in the platform's settings to end the grant", err=True)
     return int(ExitCode.OK)

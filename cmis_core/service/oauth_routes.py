@@ -87,7 +87,7 @@ def routes(state: ServiceState) -> list[BaseRoute]:
     def vault() -> Vault:
         return Vault.from_settings(state.settings)
 
-    def args() -> tuple[Any, ...]:
+    def args() -> tuple[Any, Any, Any, Any]:
         return (state.store, vault(), state.registry, state.settings)
 
     @org_endpoint

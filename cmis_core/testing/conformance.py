@@ -418,7 +418,7 @@ class KitStore:
     settings: Settings
     org_id: int
 
-    def args(self, registry: Registry) -> tuple[Any, ...]:
+    def args(self, registry: Registry) -> tuple[Any, Any, Registry, Settings]:
         return (self.store, self.vault, registry, self.settings)
 
 
@@ -426,9 +426,7 @@ class StoredAuthSection(KitHarness):
     """Through the core: connect -> stored (sealed) -> refreshed once for many workers."""
 
     @pytest.fixture
-    def cmis_auth_store(
-        self, cmis_sandbox: RunningSandbox, tmp_path: Any
-    ) -> Iterator[KitStore]:
+    def cmis_auth_store(self, cmis_sandbox: RunningSandbox, tmp_path: Any) -> Iterator[KitStore]:
         from cmis_core.store import open_store
         from cmis_core.vault import SecretKey, Vault
 
@@ -453,9 +451,12 @@ class StoredAuthSection(KitHarness):
         from cmis_core.auth import connect as flows
 
         start = await flows.begin_connect(
-            *kit.args(registry), org_id=kit.org_id, platform=self.platform, http=http,
+            *kit.args(registry),
+            org_id=kit.org_id,
+            platform=self.platform,
+            http=http,
             scopes=self.scopes,
-        )  # fmt: skip
+        )
         response = await http.get(start.auth_url)
         assert response.status_code in (302, 303), "the consent URL did not redirect"
         params = dict(parse_qsl(urlsplit(response.headers["location"]).query))
@@ -510,9 +511,12 @@ class StoredAuthSection(KitHarness):
             async def run() -> str:
                 async with self.make_http() as http:
                     tokens = await fresh_tokens(
-                        *kit.args(cmis_registry), kit.org_id, self.platform, http=http,
+                        *kit.args(cmis_registry),
+                        kit.org_id,
+                        self.platform,
+                        http=http,
                         policy=policy,
-                    )  # fmt: skip
+                    )
                 return tokens.access_token
 
             return asyncio.run(run())

@@ -82,7 +82,7 @@ class Auth:
     database: TestDatabase
     platform: str = "example"
 
-    def args(self) -> tuple[Any, ...]:
+    def args(self) -> tuple[Any, Any, Any, Any]:
         return (self.store, self.vault, self.registry, self.settings)
 
     def control(self, http: httpx2.AsyncClient) -> SandboxControl:

@@ -42,7 +42,9 @@ def main() -> None:
 
     async def work() -> str:
         async with httpx2.AsyncClient(timeout=10.0) as http:
-            tokens = await fresh_tokens(store, vault, registry, settings, org_id, "example", http=http)
+            tokens = await fresh_tokens(
+                store, vault, registry, settings, org_id, "example", http=http
+            )
         return hashlib.sha256(tokens.access_token.encode()).hexdigest()
 
     def thread() -> None:

@@ -17,7 +17,6 @@ from sqlalchemy import update
 from cmis_core.auth import integrations
 from cmis_core.errors import ExitCode
 from cmis_core.store import tables
-
 from cmis_core.testing.databases import TestDatabase
 
 from .conftest import Auth
@@ -134,9 +133,14 @@ async def test_connect_with_token_stdin(
         stored = integrations.load(conn, auth.vault, "example")
     assert stored is not None
     done = cmis(
-        env, "connect", "example", "--org", "acme", "--token-stdin",
+        env,
+        "connect",
+        "example",
+        "--org",
+        "acme",
+        "--token-stdin",
         stdin=stored.tokens.access_token + "\n",
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     assert "reconnected example for acme" in done.stdout
     bad = cmis(env, "connect", "example", "--org", "acme", "--token-stdin", stdin="nope\n")

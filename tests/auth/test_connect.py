@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import httpx2
 import pytest
+from cmis_example.auth import ExampleAuth
 from sqlalchemy import func, select, update
 from structlog.testing import capture_logs
 
@@ -15,27 +16,24 @@ from cmis_core.auth import connect as flows
 from cmis_core.auth import integrations
 from cmis_core.auth.states import state_hash
 from cmis_core.errors import OAuthFlowError, UsageError
-from cmis_core.store import tables
-from cmis_core.types import IntegrationStatus
-
 from cmis_core.markers import hookimpl
-from cmis_core.types import Identity, PlatformContext, TokenSet
+from cmis_core.store import tables
+from cmis_core.types import Identity, IntegrationStatus, PlatformContext, TokenSet
 
 from .conftest import Auth, example_plugin, registry_with
-from cmis_example.auth import ExampleAuth
 
 
 def _counts(auth: Auth) -> tuple[int, int]:
     with auth.store.org(auth.org.id, write=False) as conn:
         n_int = conn.execute(
-            select(func.count()).select_from(tables.integrations).where(
-                tables.integrations.c.org_id == auth.org.id
-            )
+            select(func.count())
+            .select_from(tables.integrations)
+            .where(tables.integrations.c.org_id == auth.org.id)
         ).scalar_one()
         n_cred = conn.execute(
-            select(func.count()).select_from(tables.credentials).where(
-                tables.credentials.c.org_id == auth.org.id
-            )
+            select(func.count())
+            .select_from(tables.credentials)
+            .where(tables.credentials.c.org_id == auth.org.id)
         ).scalar_one()
     return int(n_int), int(n_cred)
 

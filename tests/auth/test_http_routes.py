@@ -84,7 +84,9 @@ def test_callback_errors_are_clear_html_or_json(
     missing = client.get(path, headers={"Accept": "application/json"})
     assert "no state" in missing.json()["error"]
     denied = client.get(
-        path, params={"error": "access_denied", "state": "x" * 43}, headers={"Accept": "application/json"}
+        path,
+        params={"error": "access_denied", "state": "x" * 43},
+        headers={"Accept": "application/json"},
     )
     assert denied.status_code == 400 and "unknown state" in denied.json()["error"]
 

@@ -137,9 +137,11 @@ async def test_oauth1_bad_callbacks_store_nothing(
         await flows.complete_connect(*xauth.args(), platform="xads", params=params, http=http)
     with pytest.raises(OAuthFlowError, match="unknown state"):
         await flows.complete_connect(
-            *xauth.args(), platform="xads", params={"oauth_token": "forged", "oauth_verifier": "x"},
+            *xauth.args(),
+            platform="xads",
+            params={"oauth_token": "forged", "oauth_verifier": "x"},
             http=http,
-        )  # fmt: skip
+        )
     server.deny_next()
     denied = await consent(xauth, http)
     assert "denied" in denied
@@ -171,9 +173,7 @@ async def test_oauth1_rejected_token_needs_reconnect_and_revoke(
     with pytest.raises(TokenRejected):
         await provider.identify(ctx, tokens)
     with pytest.raises(ReauthRequired) as info:
-        await on_token_rejected(
-            *xauth.args(), xauth.org.id, "xads", http=http, rejected=tokens
-        )
+        await on_token_rejected(*xauth.args(), xauth.org.id, "xads", http=http, rejected=tokens)
     assert "cmis connect xads --org acme" in (info.value.hint or "")
     assert stored(xauth).integration.status == IntegrationStatus.NEEDS_REAUTH
     assert xauth.observer.kinds() == ["connected", "needs_reauth"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -94,7 +95,9 @@ async def test_fresh_tokens_refreshes_ahead_and_stores_the_rotation(
     assert await identify(auth, http, tokens) == "sbx_user_1"
 
 
-async def test_rejected_token_refreshes_once_then_reuses(auth: Auth, http: httpx2.AsyncClient) -> None:
+async def test_rejected_token_refreshes_once_then_reuses(
+    auth: Auth, http: httpx2.AsyncClient
+) -> None:
     await auth.connect(http)
     old = stored(auth).tokens
     assert await auth.control(http).expire_tokens(old.access_token) == 1
@@ -117,7 +120,9 @@ async def test_token_refresher_resigns_the_request(auth: Auth, http: httpx2.Asyn
     old = stored(auth).tokens
     await auth.control(http).expire_tokens(old.access_token)
     request = http.build_request(
-        "GET", auth.sandbox.base_url + "/v1/me", headers={"Authorization": f"Bearer {old.access_token}"}
+        "GET",
+        auth.sandbox.base_url + "/v1/me",
+        headers={"Authorization": f"Bearer {old.access_token}"},
     )
     callback = token_refresher(*auth.args(), auth.org.id, "example", http=http, policy=FAST)
     renewed = await callback(request)
@@ -128,7 +133,9 @@ async def test_token_refresher_resigns_the_request(auth: Auth, http: httpx2.Asyn
     assert response.json()["id"] == "sbx_user_1"
 
 
-async def test_refused_refresh_marks_needs_reauth_once(auth: Auth, http: httpx2.AsyncClient) -> None:
+async def test_refused_refresh_marks_needs_reauth_once(
+    auth: Auth, http: httpx2.AsyncClient
+) -> None:
     await auth.connect(http)
     old = stored(auth).tokens
     await auth.control(http).revoke(old.refresh_token)
@@ -166,7 +173,9 @@ async def test_transient_refresh_failures_retry(
     assert stored(auth).integration.status == IntegrationStatus.ACTIVE
 
 
-@pytest.mark.parametrize(("kind", "error"), [("server_error", Transient), ("throttle", RateLimited)])
+@pytest.mark.parametrize(
+    ("kind", "error"), [("server_error", Transient), ("throttle", RateLimited)]
+)
 async def test_persistent_transient_failure_leaves_the_credential(
     auth: Auth, http: httpx2.AsyncClient, kind: str, error: type[Exception]
 ) -> None:
@@ -205,6 +214,27 @@ async def test_killed_holder_delays_by_at_most_the_lease(
     assert await identify(auth, http, tokens) == "sbx_user_1"
 
 
+def run_workers(env: dict[str, str]) -> list[dict[str, list[str]]]:
+    """Start the two worker processes together; their JSON reports."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.auth.refresh_worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-2000:]
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    return outputs
+
+
 async def test_twenty_workers_in_two_processes_refresh_once(
     auth: Auth, http: httpx2.AsyncClient
 ) -> None:
@@ -222,22 +252,7 @@ async def test_twenty_workers_in_two_processes_refresh_once(
         "WORKER_START": str(time.time() + 2.0),
         "PYTHONPATH": str(ROOT),
     }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.auth.refresh_worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err[-2000:]
-        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    outputs = await asyncio.to_thread(run_workers, env)
     errors = [e for o in outputs for e in o["errors"]]
     assert errors == []
     hashes = [h for o in outputs for h in o["tokens"]]
