@@ -150,7 +150,7 @@ def load_tokens(store: Store, vault: Vault, org_id: int, platform: str) -> Store
         slug = events.org_slug(store, org_id)
         state = "disconnected" if stored is None else str(integration.status)
         raise ReauthRequired(
-            f"the {platform} integration of {slug} is {state}",
+            f"the {platform} integration of {slug} needs reconnecting (status {state})",
             platform=platform,
             code=state,
             hint=events.reconnect_hint(platform, slug),

@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 import httpx2
 import pytest
+from cmis_example.auth import ExampleAuth
 
 from cmis_core.auth import connect as flows
 from cmis_core.auth import integrations, lease
@@ -32,9 +33,17 @@ from cmis_core.errors import (
     TokenRejected,
     Transient,
 )
-from cmis_core.types import IntegrationStatus, TokenSet, utcnow
+from cmis_core.markers import hookimpl
+from cmis_core.types import (
+    Capability,
+    IntegrationStatus,
+    Platform,
+    PlatformContext,
+    TokenSet,
+    utcnow,
+)
 
-from .conftest import Auth
+from .conftest import Auth, example_plugin, make_observer, registry_with
 
 FAST = RefreshPolicy(window=600, lease_seconds=5, attempts=3, backoff=0.01, poll=0.02)
 TOKEN = "POST /oauth/token"
@@ -305,3 +314,51 @@ async def test_unrenewable_token_warns_once_then_needs_reauth(
     third = await refresh_due(*auth.args(), policy=FAST)
     assert [o.outcome for o in third.outcomes] == ["needs_reauth"]
     assert stored(auth).integration.status == IntegrationStatus.NEEDS_REAUTH
+
+
+class _ExchangeAuth(ExampleAuth):
+    """Meta-like: no refresh token; ``refresh`` re-exchanges the token, expiry unchanged."""
+
+    exchanged = 0
+
+    async def refresh(self, ctx: PlatformContext, tokens: TokenSet) -> TokenSet:
+        type(self).exchanged += 1
+        return attrs.evolve(tokens, extra={"exchanged": type(self).exchanged})
+
+
+class _ExchangePlugin:
+    cmis_sandboxes = staticmethod(example_plugin.cmis_sandboxes)
+
+    @hookimpl
+    def cmis_platforms(self) -> list[Platform]:
+        record = example_plugin.cmis_platforms()[0]
+        caps = {*record.capabilities, Capability.TOKEN_EXCHANGE} - {Capability.REFRESH}
+        return [attrs.evolve(record, capabilities=caps)]
+
+    @hookimpl
+    def cmis_auth_providers(self) -> list[_ExchangeAuth]:
+        return [_ExchangeAuth()]
+
+
+async def test_exchange_platform_renews_ahead_and_warns_when_it_cannot_extend(
+    auth: Auth, http: httpx2.AsyncClient
+) -> None:
+    _ExchangeAuth.exchanged = 0
+    observer, hooks = make_observer()
+    auth.registry = registry_with(("example", _ExchangePlugin()), ("observer", hooks))
+    await auth.connect(http)
+    pasted = stored(auth).tokens.access_token
+    await flows.connect_with_token(
+        *auth.args(), org_id=auth.org.id, platform="example", access_token=pasted, http=http
+    )
+    set_expiry(auth, utcnow() + dt.timedelta(days=30))
+    assert (await refresh_due(*auth.args(), policy=FAST)).outcomes == ()  # not due yet
+    assert _ExchangeAuth.exchanged == 0
+    set_expiry(auth, utcnow() + dt.timedelta(days=5))
+    report = await refresh_due(*auth.args(), policy=FAST)
+    assert [(o.outcome, o.detail) for o in report.outcomes] == [("refreshed", "expiring")]
+    assert _ExchangeAuth.exchanged == 1
+    assert stored(auth).tokens.extra == {"exchanged": 1}
+    assert [k for k, _ in observer.events].count("expiring") == 1
+    await refresh_due(*auth.args(), policy=FAST)
+    assert [k for k, _ in observer.events].count("expiring") == 1  # once per expiry
