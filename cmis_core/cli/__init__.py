@@ -17,24 +17,36 @@ import click
 
 from cmis_core.errors import CmisError, ExitCode
 
-# name -> "module:attribute"; modules are imported only when their command runs.
-COMMANDS: dict[str, str] = {
-    "keys": "cmis_core.cli.keys:keys",
-    "plugins": "cmis_core.cli.plugins:plugins",
-    "db": "cmis_core.cli.db:db",
-    "orgs": "cmis_core.cli.orgs:orgs",
-    "apikeys": "cmis_core.cli.apikeys:apikeys",
-    "serve": "cmis_core.cli.serve:serve",
-    "connect": "cmis_core.cli.connect:connect",
-    "disconnect": "cmis_core.cli.connect:disconnect",
-    "integrations": "cmis_core.cli.integrations:integrations",
+# name -> ("module:attribute", short help). A module is imported only when its command
+# runs; the short help here is what `cmis --help` lists, so listing imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "apikeys": ("cmis_core.cli.apikeys:apikeys", "API keys."),
+    "connect": (
+        "cmis_core.cli.connect:connect",
+        "Connect PLATFORM for an organisation (OAuth consent, or an existing token).",
+    ),
+    "db": ("cmis_core.cli.db:db", "The database schema."),
+    "disconnect": (
+        "cmis_core.cli.connect:disconnect",
+        "Revoke PLATFORM's grant (where it can be) and delete its credentials.",
+    ),
+    "integrations": ("cmis_core.cli.integrations:integrations", "Connected platforms."),
+    "keys": ("cmis_core.cli.keys:keys", "Encryption keys of the stored tokens."),
+    "orgs": ("cmis_core.cli.orgs:orgs", "Organisations."),
+    "plugins": ("cmis_core.cli.plugins:plugins", "Installed platform plugins."),
+    "serve": (
+        "cmis_core.cli.serve:serve",
+        "Serve webhooks, OAuth callbacks and the org-scoped API.",
+    ),
 }
 
 
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is used."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
@@ -43,10 +55,24 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.lazy:
-            module, _, attr = self.lazy[cmd_name].partition(":")
+            module, _, attr = self.lazy[cmd_name][0].partition(":")
             command: click.Command = getattr(importlib.import_module(module), attr)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands with their short help, without importing the lazy ones."""
+        rows: list[tuple[str, str]] = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                rows.append((name, self.lazy[name][1]))
+                continue
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

@@ -142,3 +142,14 @@ def test_help_imports_little() -> None:
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}, result.stderr
+
+
+def test_lazy_command_help_matches_each_command() -> None:
+    import importlib
+
+    from cmis_core.cli import COMMANDS
+
+    for name, (path, short) in COMMANDS.items():
+        module, _, attr = path.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert command.get_short_help_str(200) == short, name
