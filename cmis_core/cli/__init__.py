@@ -19,6 +19,7 @@ from cmis_core.errors import CmisError, ExitCode
 
 # name -> "module:attribute"; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
+    "keys": "cmis_core.cli.keys:keys",
     "plugins": "cmis_core.cli.plugins:plugins",
     "db": "cmis_core.cli.db:db",
     "orgs": "cmis_core.cli.orgs:orgs",
@@ -90,10 +91,12 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def report_error(exc: CmisError) -> None:
-    """Print a CmisError as the CLI does: one line, then the hint."""
-    click.echo(f"error: {exc.message}", err=True)
+    """Print a CmisError as the CLI does: one line, then the hint (secrets masked)."""
+    from cmis_core.redaction import neutralise, redact_text
+
+    click.echo(f"error: {neutralise(redact_text(exc.message))}", err=True)
     if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
+        click.echo(f"hint: {neutralise(redact_text(exc.hint))}", err=True)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -126,7 +129,10 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        click.echo(f"error: unexpected {type(exc).__name__}: {exc}", err=True)
+        from cmis_core.redaction import neutralise, redact_text
+
+        text = neutralise(redact_text(str(exc)))
+        click.echo(f"error: unexpected {type(exc).__name__}: {text}", err=True)
         click.echo("hint: this is a bug; run again with --debug for the traceback", err=True)
         return int(ExitCode.SOFTWARE)
     if isinstance(result, int):
