@@ -27,6 +27,8 @@ from cmis_core.store import Store, open_store
 ROUTE_MODULES: tuple[str, ...] = (
     "cmis_core.service.health",
     "cmis_core.service.orgs_api",
+    "cmis_core.service.webhook_routes",
+    "cmis_core.service.metrics",
 )
 
 
@@ -63,6 +65,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        for callback in state.on_shutdown:
+            await callback()
         if owns_store:
             state.store.close()
 
