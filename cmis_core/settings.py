@@ -100,7 +100,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="CMIS_WEBHOOK_COMMIT_TIMEOUT",
-        help="Seconds a delivery may wait for the inbox commit before a 503 (the platform retries).",
+        help="Seconds a delivery may wait for the inbox commit before a 503 (platforms retry).",
         default="5",
     ),
     Setting(

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "orgs": "cmis_core.cli.orgs:orgs",
     "apikeys": "cmis_core.cli.apikeys:apikeys",
     "serve": "cmis_core.cli.serve:serve",
+    "webhooks": "cmis_core.cli.webhooks:webhooks",
+    "leads": "cmis_core.cli.leads:leads",
 }
 
 

@@ -35,7 +35,9 @@ async def metrics(request: Request) -> Response:
         gauges: list[InboxGauge] | None = await run_in_threadpool(read)
     except Exception:
         gauges = None
-    return Response(counters.render(gauges), media_type=None, headers={"content-type": CONTENT_TYPE})
+    return Response(
+        counters.render(gauges), media_type=None, headers={"content-type": CONTENT_TYPE}
+    )
 
 
 def routes(state: ServiceState) -> list[BaseRoute]:

@@ -157,7 +157,9 @@ def finish(
     }
     if org_id is not None:
         values.update(org_id=org_id, integration_id=integration_id)
-    return int(conn.execute(update(webhook_events).where(_held(ids, lease)).values(**values)).rowcount)
+    return int(
+        conn.execute(update(webhook_events).where(_held(ids, lease)).values(**values)).rowcount
+    )
 
 
 def still_held(conn: Connection, row_id: int, lease: dt.datetime) -> bool:
@@ -294,5 +296,7 @@ def gauges(conn: Connection, *, now: dt.datetime) -> list[InboxGauge]:
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=dt.UTC)
         age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
-        out.append(InboxGauge(platform=platform, status=status, rows=int(count), oldest_seconds=age))
+        out.append(
+            InboxGauge(platform=platform, status=status, rows=int(count), oldest_seconds=age)
+        )
     return out

@@ -87,7 +87,9 @@ class WebhookMetrics:
     def rejection_count(self, platform: str, reason: str) -> int:
         """Rejections of ``platform`` for ``reason``, whatever the status."""
         with self._lock:
-            return sum(n for (p, r, _), n in self.rejections.items() if (p, r) == (platform, reason))
+            return sum(
+                n for (p, r, _), n in self.rejections.items() if (p, r) == (platform, reason)
+            )
 
     def render(self, inbox: Iterable[InboxGauge] | None) -> str:
         """The Prometheus text exposition of every series (``inbox`` None: database down)."""
@@ -135,7 +137,9 @@ class WebhookMetrics:
             for bound, n in zip(LATENCY_BUCKETS, counts, strict=False):
                 sample(f"{name}_bucket", ("platform", "le"), (platform, repr(bound)), n)
             sample(f"{name}_bucket", ("platform", "le"), (platform, "+Inf"), counts[-1])
-            lines.append(f'{name}_sum{{platform="{_escape(platform)}"}} {sums.get(platform, 0.0)!r}')
+            lines.append(
+                f'{name}_sum{{platform="{_escape(platform)}"}} {sums.get(platform, 0.0)!r}'
+            )
             sample(f"{name}_count", ("platform",), (platform,), counts[-1])
 
         family("cmis_webhook_inbox_up", "gauge", "1 when the inbox database answered the scrape.")
@@ -149,7 +153,10 @@ class WebhookMetrics:
             )
             for g in sorted(gauges, key=lambda g: (g.platform, g.status)):
                 sample(
-                    "cmis_webhook_inbox_depth", ("platform", "status"), (g.platform, g.status), g.rows
+                    "cmis_webhook_inbox_depth",
+                    ("platform", "status"),
+                    (g.platform, g.status),
+                    g.rows,
                 )
             family(
                 "cmis_webhook_processing_lag_seconds",

@@ -65,10 +65,10 @@ def _json(status: int, text: str, **headers: str) -> Answer:
 
 
 async def read_body(
-    chunks: AsyncIterator[bytes], *, declared: str | None, limit: int, timeout: float
+    chunks: AsyncIterator[bytes], *, declared: str | None, limit: int, seconds: float
 ) -> bytes:
     """The whole body, refused as soon as it is known to exceed ``limit`` (413) or when
-    it takes longer than ``timeout`` seconds to arrive (408)."""
+    it takes longer than ``seconds`` to arrive (408)."""
     if declared is not None:
         try:
             length = int(declared)
@@ -78,13 +78,17 @@ async def read_body(
             raise WebhookRejected("body over the limit", status=413, reason="body_too_large")
     body = bytearray()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             async for chunk in chunks:
                 body += chunk
                 if len(body) > limit:
-                    raise WebhookRejected("body over the limit", status=413, reason="body_too_large")
+                    raise WebhookRejected(
+                        "body over the limit", status=413, reason="body_too_large"
+                    )
     except TimeoutError:
-        raise WebhookRejected("body not received in time", status=408, reason="body_timeout") from None
+        raise WebhookRejected(
+            "body not received in time", status=408, reason="body_timeout"
+        ) from None
     return bytes(body)
 
 
@@ -138,7 +142,7 @@ class Receiver:
                     body,
                     declared=headers.get("content-length"),
                     limit=self.settings.webhook_max_body,
-                    timeout=self.settings.webhook_body_timeout,
+                    seconds=self.settings.webhook_body_timeout,
                 )
             request = WebhookRequest(
                 platform=platform,
@@ -154,9 +158,7 @@ class Receiver:
                 return answer
             delivery = self._delivery(verifier, request)
             try:
-                new = await self.writer.store(
-                    delivery, timeout=self.settings.webhook_commit_timeout
-                )
+                new = await self.writer.store(delivery, within=self.settings.webhook_commit_timeout)
             except InboxUnavailable:
                 raise WebhookRejected(
                     "the inbox is unavailable", status=503, reason="inbox_unavailable"
@@ -202,16 +204,16 @@ class Receiver:
         except WebhookRejected:
             raise
         except ConfigurationError as exc:
-            log.error(
-                "webhooks.not_configured", platform=request.platform, error=exc.message
-            )
+            log.error("webhooks.not_configured", platform=request.platform, error=exc.message)
             raise WebhookRejected(
                 "the platform's webhook secret is not configured",
                 status=503,
                 reason="not_configured",
             ) from None
         except Exception as exc:  # a plugin bug on odd input: refuse, never 500
-            log.error("webhooks.verify_crashed", platform=request.platform, error=type(exc).__name__)
+            log.error(
+                "webhooks.verify_crashed", platform=request.platform, error=type(exc).__name__
+            )
             raise WebhookRejected("unreadable delivery", status=400, reason="malformed") from None
         return None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -46,8 +47,9 @@ class InboxUnavailable(Exception):
 class InboxWriter(Protocol):
     """Commits deliveries to the inbox for the receive path."""
 
-    async def store(self, delivery: Delivery, *, timeout: float) -> bool:
-        """Commit ``delivery``; ``True`` if new, ``False`` if already stored."""
+    async def store(self, delivery: Delivery, *, within: float) -> bool:
+        """Commit ``delivery`` within ``within`` seconds: ``True`` if new, ``False`` if
+        already stored; :class:`InboxUnavailable` otherwise."""
         ...
 
     async def close(self) -> None:
@@ -77,7 +79,7 @@ class _BatchingWriter:
             ]
         return self._queue
 
-    async def store(self, delivery: Delivery, *, timeout: float) -> bool:
+    async def store(self, delivery: Delivery, *, within: float) -> bool:
         if self._closed:
             raise InboxUnavailable("the inbox writer is closed")
         queue = self._ensure_started()
@@ -86,7 +88,7 @@ class _BatchingWriter:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         queue.put_nowait((delivery, future))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await asyncio.wait_for(asyncio.shield(future), within)
         except TimeoutError:
             raise InboxUnavailable("the inbox commit took too long") from None
 
@@ -129,10 +131,8 @@ class _BatchingWriter:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         self._tasks = []
 
 
