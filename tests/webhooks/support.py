@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from cmis_example import plugin as example_plugin
+from cmis_example.webhooks import SCHEME, ExampleWebhooks
 from sqlalchemy import insert
 
 from cmis_core import hookimpl
@@ -23,8 +25,6 @@ from cmis_core.settings import Settings
 from cmis_core.store import RouteTarget, Store
 from cmis_core.store.tables import integrations, routes
 from cmis_core.types import PlatformContext, WebhookEvent, WebhookProcessedEvent
-from cmis_example import plugin as example_plugin
-from cmis_example.webhooks import SCHEME, ExampleWebhooks
 
 SECRET = "whsec-test-0123456789"
 VERIFY_TOKEN = "verify-test-token"
@@ -74,8 +74,9 @@ class FetchingWebhooks(ExampleWebhooks):
 class ExamplePlugin:
     """The example plugin's hooks, with another webhook verifier."""
 
-    def __init__(self, verifier: ExampleWebhooks) -> None:
+    def __init__(self, verifier: ExampleWebhooks, extra_streams: tuple[Any, ...] = ()) -> None:
         self.verifier = verifier
+        self.extra_streams = extra_streams
 
     @hookimpl
     def cmis_platforms(self) -> Any:
@@ -91,7 +92,7 @@ class ExamplePlugin:
 
     @hookimpl
     def cmis_streams(self) -> Any:
-        return example_plugin.cmis_streams()
+        return [*example_plugin.cmis_streams(), *self.extra_streams]
 
     @hookimpl
     def cmis_sandboxes(self) -> Any:
@@ -112,9 +113,13 @@ class ProcessedCounter:
 
 
 def registry_with(
-    settings: Settings, verifier: ExampleWebhooks | None = None, *observers: object
+    settings: Settings,
+    verifier: ExampleWebhooks | None = None,
+    *observers: object,
+    streams: tuple[Any, ...] = (),
 ) -> Registry:
-    builtins: list[tuple[str, object]] = [("example", ExamplePlugin(verifier or LeadWebhooks()))]
+    plugin = ExamplePlugin(verifier or LeadWebhooks(), streams)
+    builtins: list[tuple[str, object]] = [("example", plugin)]
     builtins += [(f"observer{i}", o) for i, o in enumerate(observers)]
     return load_plugins(settings, entry_points=[], builtins=builtins)
 

@@ -58,7 +58,11 @@ def test_a_delivery_is_stored_once_and_a_redelivery_answers_200(
     rows = inbox_rows(store)
     assert len(rows) == 1
     row = rows[0]
-    assert (row["platform"], row["dedupe_key"], row["status"]) == ("example", "id:evt_1", "received")
+    assert (row["platform"], row["dedupe_key"], row["status"]) == (
+        "example",
+        "id:evt_1",
+        "received",
+    )
     assert bytes(row["body"]) == body  # type: ignore[arg-type]
     assert row["received_at"] is not None
     stored = metric(client, 'cmis_webhook_deliveries_total{platform="example",outcome="stored"}')
@@ -156,7 +160,9 @@ def test_signature_failures_are_401_counted_logged_and_not_stored(
 def test_a_tampered_body_is_refused(client: TestClient, store: Store) -> None:
     body = body_of(4)
     headers = signed(body)
-    answer = client.post("/webhooks/example", content=body.replace(b"evt_4", b"evt_5"), headers=headers)
+    answer = client.post(
+        "/webhooks/example", content=body.replace(b"evt_4", b"evt_5"), headers=headers
+    )
     assert answer.status_code == 401
     assert inbox_rows(store) == []
 
@@ -164,7 +170,9 @@ def test_a_tampered_body_is_refused(client: TestClient, store: Store) -> None:
 def test_unknown_platform_is_404_counted_under_one_label(client: TestClient) -> None:
     body = body_of(5)
     for name in ("nosuch", "other"):
-        assert client.post(f"/webhooks/{name}", content=body, headers=signed(body)).status_code == 404
+        assert (
+            client.post(f"/webhooks/{name}", content=body, headers=signed(body)).status_code == 404
+        )
     assert rejected(client, "unknown_platform", 404, platform="_unknown") == 2
 
 
