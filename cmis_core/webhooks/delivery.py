@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Mapping
 
@@ -32,6 +33,11 @@ DROPPED_HEADERS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=512)
+def _keep(name: str) -> bool:
+    return name not in DROPPED_HEADERS and not is_sensitive_key(name)
+
+
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers stored with a delivery: no transport noise, nothing sensitive.
 
@@ -42,7 +48,7 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     kept: dict[str, str] = {}
     for name, value in headers.items():
         key = name.lower()
-        if key in DROPPED_HEADERS or is_sensitive_key(key) or len(value) > MAX_HEADER_VALUE:
+        if len(value) > MAX_HEADER_VALUE or not _keep(key):
             continue
         kept[key] = value
         if len(kept) >= MAX_HEADERS:

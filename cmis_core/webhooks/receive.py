@@ -107,6 +107,7 @@ class Receiver:
         self.registry = registry
         self.writer = writer
         self.metrics = metrics or WebhookMetrics()
+        self._verifiers: dict[str, WebhookVerifier] = {}
 
     async def receive(
         self,
@@ -123,7 +124,7 @@ class Receiver:
         metric_platform = platform
         try:
             try:
-                verifier = self.registry.webhook_verifier(platform)
+                verifier = self._verifiers.get(platform) or self._verifier(platform)
             except UnknownPlatform:
                 metric_platform = UNKNOWN_PLATFORM
                 raise WebhookRejected(
@@ -181,6 +182,11 @@ class Receiver:
             if exc.status == 405:
                 extra["allow"] = ", ".join(METHODS)
             return _json(exc.status, f'{{"error":"{reason}"}}', **extra)
+
+    def _verifier(self, platform: str) -> WebhookVerifier:
+        verifier = self.registry.webhook_verifier(platform)
+        self._verifiers[platform] = verifier
+        return verifier
 
     def _handshake_or_verify(
         self, verifier: WebhookVerifier, request: WebhookRequest

@@ -88,7 +88,8 @@ class _BatchingWriter:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         queue.put_nowait((delivery, future))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), within)
+            async with asyncio.timeout(within):  # a timed-out delivery may still be written:
+                return await future  # its redelivery is then a duplicate, never lost
         except TimeoutError:
             raise InboxUnavailable("the inbox commit took too long") from None
 
