@@ -109,9 +109,3 @@ def make_table() -> Callable[[sa.Engine], sa.Table]:
         return table
 
     return make
-
-
-@pytest.fixture
-def make_sqlite_engine() -> Callable[[Path], sa.Engine]:
-    """Builds a SQLite engine configured as cmis uses it."""
-    return sqlite_engine
