@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cmis_core.cli.serve:serve",
         "Serve webhooks, OAuth callbacks and the org-scoped API.",
     ),
+    "webhooks": ("cmis_core.cli.webhooks:webhooks", "The webhook inbox."),
+    "leads": ("cmis_core.cli.leads:leads", "Leads."),
 }
 
 
