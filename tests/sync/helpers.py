@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -15,7 +17,7 @@ from sqlalchemy import func, insert, select
 
 from cmis_core.contract import SandboxOptions
 from cmis_core.factory import Registry, load_plugins
-from cmis_core.http import HttpHub, MemoryStore
+from cmis_core.http import HttpConfig, HttpHub, MemoryStore
 from cmis_core.settings import Settings
 from cmis_core.store import Store, tables
 from cmis_core.sync.engine import sync_integration
@@ -123,6 +125,22 @@ def metric_counts(store: Store, org_id: int) -> dict[str, int]:
     return {str(level): int(n) for level, n in rows}
 
 
+class FakeTime:
+    """A wall clock that advances only when something sleeps; the sleeps are recorded."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
 async def run_sync(
     store: Store,
     registry: Registry,
@@ -136,7 +154,12 @@ async def run_sync(
     async def provide() -> TokenSet:
         return tokens
 
-    async with HttpHub.from_settings(settings, store=MemoryStore()) as hub:
+    clock = kwargs.pop("clock", None)
+    extra: dict[str, Any] = {}
+    if clock is not None:  # a FakeTime: the hub's and the engine's waits are recorded, not slept
+        extra = {"sleep": clock.sleep, "clock": clock.time}
+        kwargs["sleep"] = clock.sleep
+    async with HttpHub(HttpConfig.from_settings(settings), store=MemoryStore(), **extra) as hub:
         return await sync_integration(
             store,
             registry,
