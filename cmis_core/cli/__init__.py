@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "orgs": "cmis_core.cli.orgs:orgs",
     "apikeys": "cmis_core.cli.apikeys:apikeys",
     "serve": "cmis_core.cli.serve:serve",
+    "accounts": "cmis_core.cli.accounts:accounts",
 }
 
 
