@@ -45,7 +45,8 @@ def list_accounts(org: str | None, platform: str | None, as_json: bool) -> int:
             if platform:
                 query = query.where(t.c.platform == platform)
             rows = [
-                dict(r) for r in conn.execute(query.order_by(t.c.platform, t.c.external_id)).mappings()
+                dict(r)
+                for r in conn.execute(query.order_by(t.c.platform, t.c.external_id)).mappings()
             ]
     for row in rows:
         row["sync_enabled"] = bool(row["sync_enabled"])
@@ -53,7 +54,9 @@ def list_accounts(org: str | None, platform: str | None, as_json: bool) -> int:
     return int(ExitCode.OK)
 
 
-def _toggle(org: str | None, platform: str | None, ids: tuple[str, ...], every: bool, on: bool) -> int:
+def _toggle(
+    org: str | None, platform: str | None, ids: tuple[str, ...], every: bool, on: bool
+) -> int:
     from sqlalchemy import update
 
     from cmis_core.settings import Settings

@@ -20,9 +20,8 @@ from cmis_core.types import TokenSet
 from .helpers import registry_for, run_sync
 
 
-async def main(platform: str, org_id: int, tokens_file: str) -> None:
+async def main(platform: str, org_id: int, tokens: TokenSet) -> None:
     settings = Settings.from_env()
-    tokens = TokenSet.from_json(Path(tokens_file).read_text())
     with open_store(settings) as store:
         result = await run_sync(
             store, registry_for(platform), settings, org_id=org_id, platform=platform, tokens=tokens
@@ -31,4 +30,5 @@ async def main(platform: str, org_id: int, tokens_file: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+    tokens = TokenSet.from_json(Path(sys.argv[3]).read_text())
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), tokens))

@@ -12,7 +12,16 @@ from cmis_core.store import Store, tables
 from cmis_core.testing.databases import TestDatabase
 from cmis_core.types import TokenSet
 
-from .helpers import FakeTime, add_integration, connect, counts, metric_counts, registry_for, run_sync, served
+from .helpers import (
+    FakeTime,
+    add_integration,
+    connect,
+    counts,
+    metric_counts,
+    registry_for,
+    run_sync,
+    served,
+)
 
 
 def per_account(store: Store, org_id: int, table: Any) -> dict[str, int]:
@@ -39,7 +48,12 @@ async def test_google_account_failed_leaves_the_others_complete(
         # Google has no usage headers: the client's token bucket (5 calls/s) spaces the
         # calls; a fake clock records those waits instead of sleeping them
         full = await run_sync(
-            store, registry, settings, org_id=org.id, platform="google", tokens=tokens,
+            store,
+            registry,
+            settings,
+            org_id=org.id,
+            platform="google",
+            tokens=tokens,
             clock=FakeTime(),
         )
         assert full.status == "succeeded", full.to_json()
@@ -52,7 +66,12 @@ async def test_google_account_failed_leaves_the_others_complete(
         add_integration(store, other.id, "google")
         await sandbox.control("POST", "/customers/deny", {"customer_id": denied})
         result = await run_sync(
-            store, registry, settings, org_id=other.id, platform="google", tokens=tokens,
+            store,
+            registry,
+            settings,
+            org_id=other.id,
+            platform="google",
+            tokens=tokens,
             clock=FakeTime(),
         )
         assert result.status == "partial"
@@ -69,7 +88,12 @@ async def test_google_account_failed_leaves_the_others_complete(
 
         await sandbox.control("DELETE", "/customers/deny")
         again = await run_sync(
-            store, registry, settings, org_id=other.id, platform="google", tokens=tokens,
+            store,
+            registry,
+            settings,
+            org_id=other.id,
+            platform="google",
+            tokens=tokens,
             clock=FakeTime(),
         )
         assert again.status == "succeeded"
@@ -110,7 +134,9 @@ async def test_meta_full_then_only_what_changed(
     assert {"deleted", "archived"} <= statuses  # deleted and archived ads kept, with status
 
     touched = (await sandbox.control("POST", "/meta/touch", {"kind": "ads", "count": 2}))["touched"]
-    second = await run_sync(store, registry, settings, org_id=org.id, platform="meta", tokens=tokens)
+    second = await run_sync(
+        store, registry, settings, org_id=org.id, platform="meta", tokens=tokens
+    )
     assert second.status == "succeeded", second.to_json()
     assert 2 <= second.streams["ads"].records < expected["ads"] / 2
     assert second.streams["campaigns"].records < expected["campaigns"]

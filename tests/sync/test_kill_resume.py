@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,11 +19,18 @@ from cmis_core.testing.databases import TestDatabase
 from .helpers import add_integration, connect, counts, registry_for, served
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"ad_accounts": "ad_accounts", "campaigns": "campaigns", "ad_groups": "ad_groups",
-          "ads": "ads", "daily_metrics": "daily_metrics"}
+TABLES = {
+    "ad_accounts": "ad_accounts",
+    "campaigns": "campaigns",
+    "ad_groups": "ad_groups",
+    "ads": "ads",
+    "daily_metrics": "daily_metrics",
+}
 
 
-def start(database: TestDatabase, env: dict[str, str], org_id: int, tokens: Path) -> subprocess.Popen[str]:
+def start(
+    database: TestDatabase, env: dict[str, str], org_id: int, tokens: Path
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.sync.killable", "example", str(org_id), str(tokens)],
         cwd=ROOT,
@@ -36,7 +44,9 @@ def start(database: TestDatabase, env: dict[str, str], org_id: int, tokens: Path
 def runs(store: Store, org_id: int) -> list[tuple[int, str, int]]:
     t = tables.sync_runs
     with store.org(org_id, write=False) as conn:
-        return [tuple(r) for r in conn.execute(select(t.c.id, t.c.status, t.c.records).order_by(t.c.id))]  # type: ignore[misc]
+        return [
+            tuple(r) for r in conn.execute(select(t.c.id, t.c.status, t.c.records).order_by(t.c.id))
+        ]  # type: ignore[misc]
 
 
 async def test_sigkill_then_resume_stores_every_row_once(
@@ -57,7 +67,7 @@ async def test_sigkill_then_resume_stores_every_row_once(
             stored = counts(store, org.id)
             if stored["campaigns"] > 0:  # some pages are committed
                 break
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         assert child.poll() is None, "the run ended before it could be killed"
         child.send_signal(signal.SIGKILL)
         child.wait(10)

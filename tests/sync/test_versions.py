@@ -1,4 +1,5 @@
-"""API versions: quiet far from sunset, a warning within 30 days, an error naming the setting after."""
+"""API versions: quiet far from sunset, a warning within 30 days, then an error naming the
+setting."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from cmis_core.types import Platform
 
 SUNSET = dt.date(2026, 6, 30)
 PLATFORM = Platform(
-    name="demo", display_name="Demo", api_version="v3", base_url="https://d.example",
+    name="demo",
+    display_name="Demo",
+    api_version="v3",
+    base_url="https://d.example",
     api_version_sunset=SUNSET,
 )
 
