@@ -89,8 +89,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="CMIS_SYNC_CONCURRENCY",
-        help="Stream x account units a sync runs at once; default: the platform's "
-        "max_concurrency.",
+        help="Stream x account units a sync runs at once; default: the platform's max_concurrency.",
     ),
     Setting(
         name="CMIS_SYNC_MAX_PAGES_IN_FLIGHT",
