@@ -246,7 +246,8 @@ def main() -> None:
         print(
             f"{case:36} {figures['records']:>8,} rec {figures['seconds']:>6.1f} s "
             f"{figures['records_per_s']:>6,} rec/s {figures['calls']:>5} calls "
-            f"{figures['throttled']:>3} throttled  RSS post-import {figures['post_import_rss_mb']} MB "
+            f"{figures['throttled']:>3} throttled  "
+            f"RSS post-import {figures['post_import_rss_mb']} MB "
             f"peak {figures['peak_rss_mb']} MB (+{figures['growth_mb']} MB) {figures['status']}",
             flush=True,
         )

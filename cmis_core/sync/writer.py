@@ -100,9 +100,6 @@ def _datetime(name: str, value: Any) -> dt.datetime | None:
     raise Fatal(f"{name} must be a timezone-aware datetime, got {value!r}")
 
 
-_UNKNOWN = object()
-
-
 class Mapper:
     """Turns records of one entity kind into rows of its table (hot path: kept lean)."""
 
@@ -159,11 +156,12 @@ class Mapper:
         row = self._blank.copy()
         where = self._where
         for field, value in record.items():
-            column = where.get(field, _UNKNOWN)
-            if column is _UNKNOWN:
+            if field in where:
+                column = where[field]
+            else:
                 column = self._column(field)
             if column is not None and (field == column or row[column] is None):
-                row[column] = value  # type: ignore[index]
+                row[column] = value
         key = row[self._key]
         if not isinstance(key, str) or not key:
             raise Fatal(f"a {self.entity} record has no external_id")
