@@ -156,10 +156,7 @@ class Mapper:
         row = self._blank.copy()
         where = self._where
         for field, value in record.items():
-            if field in where:
-                column = where[field]
-            else:
-                column = self._column(field)
+            column = where[field] if field in where else self._column(field)
             if column is not None and (field == column or row[column] is None):
                 row[column] = value
         key = row[self._key]
