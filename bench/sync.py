@@ -157,6 +157,7 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
     registry = get_registry()
     sandbox_env = registry.sandbox(platform).env(base_url)
     env = {**sandbox_env, **(META_ENV if platform == "meta" else {})}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("CMIS_SYNC_")})
     tokens = await tokens_for(platform, base_url, env)
     with database(backend) as db:
         settings = db.settings(**env)
