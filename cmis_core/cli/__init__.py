@@ -20,6 +20,10 @@ from cmis_core.errors import CmisError, ExitCode
 # name -> ("module:attribute", short help). A module is imported only when its command
 # runs; the short help here is what `cmis --help` lists, so listing imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "accounts": (
+        "cmis_core.cli.accounts:accounts",
+        "Ad accounts found by sync, and whether sync reads them.",
+    ),
     "apikeys": ("cmis_core.cli.apikeys:apikeys", "API keys."),
     "connect": (
         "cmis_core.cli.connect:connect",
