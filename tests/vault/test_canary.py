@@ -86,7 +86,9 @@ def test_the_canary_appears_nowhere_in_clear(
     log.debug("canary.tokens", tokens=tokens, sealed=sealed, vault=vault)
     log.info("canary.mapping", body={"access_token": CANARY, "refresh_token": CANARY_REFRESH})
     log.info("canary.url", url=f"https://graph.example.com/me?access_token={CANARY}")
-    logging.getLogger("httpx2").warning("HTTP Request: POST %s", f"https://x.example/t?code={CANARY}")
+    logging.getLogger("httpx2").warning(
+        "HTTP Request: POST %s", f"https://x.example/t?code={CANARY}"
+    )
 
     # Rotate to a new key, the file's key second; read back under the new key alone.
     new_key = SecretKey.generate()
