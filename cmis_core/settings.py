@@ -105,6 +105,26 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         help="Comma-separated extra redirect URIs accepted besides those of CMIS_PUBLIC_URL.",
     ),
     Setting(
+        name="CMIS_TOKEN_REFRESH_WINDOW",
+        help="Seconds before expiry at which the runner refreshes an access token.",
+        default="600",
+    ),
+    Setting(
+        name="CMIS_TOKEN_LEASE_SECONDS",
+        help="Seconds a token refresh may hold its lease; a killed holder delays others this long.",
+        default="30",
+    ),
+    Setting(
+        name="CMIS_TOKEN_REFRESH_ATTEMPTS",
+        help="Attempts at a refresh that fails transiently (5xx, 429, timeout), with backoff.",
+        default="3",
+    ),
+    Setting(
+        name="CMIS_TOKEN_EXPIRY_WARNING_DAYS",
+        help="Days ahead that a grant which cannot renew itself fires the expiring observer.",
+        default="7",
+    ),
+    Setting(
         name="CMIS_INBOX_RETENTION_DAYS",
         help="Days a processed webhook body is kept before it is purged.",
         default="30",
@@ -221,6 +241,10 @@ class Settings:
     log_format: str | None
     log_level: str
     environ: Mapping[str, str] = attrs.field(repr=False)
+    token_refresh_window: int = 600
+    token_lease_seconds: int = 30
+    token_refresh_attempts: int = 3
+    token_expiry_warning_days: int = 7
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -270,6 +294,18 @@ class Settings:
             log_format=log_format,
             log_level=(get("CMIS_LOG_LEVEL") or "info").lower(),
             environ=env,
+            token_refresh_window=_int(
+                "CMIS_TOKEN_REFRESH_WINDOW", get("CMIS_TOKEN_REFRESH_WINDOW") or "600"
+            ),
+            token_lease_seconds=max(
+                1, _int("CMIS_TOKEN_LEASE_SECONDS", get("CMIS_TOKEN_LEASE_SECONDS") or "30")
+            ),
+            token_refresh_attempts=max(
+                1, _int("CMIS_TOKEN_REFRESH_ATTEMPTS", get("CMIS_TOKEN_REFRESH_ATTEMPTS") or "3")
+            ),
+            token_expiry_warning_days=_int(
+                "CMIS_TOKEN_EXPIRY_WARNING_DAYS", get("CMIS_TOKEN_EXPIRY_WARNING_DAYS") or "7"
+            ),
         )
 
     @property

@@ -25,6 +25,9 @@ COMMANDS: dict[str, str] = {
     "orgs": "cmis_core.cli.orgs:orgs",
     "apikeys": "cmis_core.cli.apikeys:apikeys",
     "serve": "cmis_core.cli.serve:serve",
+    "connect": "cmis_core.cli.connect:connect",
+    "disconnect": "cmis_core.cli.connect:disconnect",
+    "integrations": "cmis_core.cli.integrations:integrations",
 }
 
 

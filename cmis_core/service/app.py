@@ -27,6 +27,7 @@ from cmis_core.store import Store, open_store
 ROUTE_MODULES: tuple[str, ...] = (
     "cmis_core.service.health",
     "cmis_core.service.orgs_api",
+    "cmis_core.service.oauth_routes",
 )
 
 

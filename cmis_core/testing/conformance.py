@@ -17,6 +17,8 @@ Sections, each a mixin class, so adding one is writing a class and adding it to
 - :class:`ContractSection`: the records the hooks return are valid and consistent.
 - :class:`AuthSection`: the connect flow end to end; an expired access token is
   ``TokenRejected``; a revoked grant on refresh is ``ReauthRequired``; never ``Transient``.
+- :class:`StoredAuthSection`: the same through the core and a store: connect -> stored
+  (sealed, replaced on reconnect) -> an expired token refreshed once for many workers.
 - :class:`WebhookSection`: the handshake; a genuine delivery is accepted and parsed; a
   tampered body, a wrong, missing or stale signature are each ``SignatureInvalid``.
 - :class:`SyncSection`: every stream read from the accounts down, and every record the
@@ -411,6 +413,127 @@ class AuthSection(KitHarness):
         assert isinstance(error, ReauthRequired), f"a revoked token still worked: {error!r}"
 
 
+@attrs.frozen(kw_only=True)
+class KitStore:
+    """A SQLite store, vault and settings pointing at the sandbox, for the store tests."""
+
+    store: Any
+    vault: Any
+    settings: Settings
+    org_id: int
+
+    def args(self, registry: Registry) -> tuple[Any, Any, Registry, Settings]:
+        return (self.store, self.vault, registry, self.settings)
+
+
+class StoredAuthSection(KitHarness):
+    """Through the core: connect -> stored (sealed) -> refreshed once for many workers."""
+
+    @pytest.fixture
+    def cmis_auth_store(self, cmis_sandbox: RunningSandbox, tmp_path: Any) -> Iterator[KitStore]:
+        from cmis_core.store import open_store
+        from cmis_core.vault import SecretKey, Vault
+
+        env = {
+            **cmis_sandbox.env,
+            "CMIS_HOME": str(tmp_path),
+            "CMIS_SECRET_KEYS": SecretKey.generate().encoded(),
+        }
+        settings = Settings.from_env(env)
+        store = open_store(settings)
+        try:
+            org = store.create_org("kit")
+            yield KitStore(
+                store=store, vault=Vault.from_settings(settings), settings=settings, org_id=org.id
+            )
+        finally:
+            store.close()
+
+    async def connect_stored(
+        self, registry: Registry, kit: KitStore, http: httpx2.AsyncClient
+    ) -> Any:
+        from cmis_core.auth import connect as flows
+
+        start = await flows.begin_connect(
+            *kit.args(registry),
+            org_id=kit.org_id,
+            platform=self.platform,
+            http=http,
+            scopes=self.scopes,
+        )
+        response = await http.get(start.auth_url)
+        assert response.status_code in (302, 303), "the consent URL did not redirect"
+        params = dict(parse_qsl(urlsplit(response.headers["location"]).query))
+        return await flows.complete_connect(
+            *kit.args(registry), platform=self.platform, params=params, http=http
+        )
+
+    def stored(self, kit: KitStore) -> Any:
+        from cmis_core.auth import integrations
+
+        with kit.store.org(kit.org_id, write=False) as conn:
+            return integrations.load(conn, kit.vault, self.platform)
+
+    @pytest.mark.asyncio
+    async def test_auth_connect_is_stored_sealed(
+        self, cmis_registry: Registry, cmis_auth_store: KitStore, cmis_http: httpx2.AsyncClient
+    ) -> None:
+        from cmis_core.store import tables
+
+        connected = await self.connect_stored(cmis_registry, cmis_auth_store, cmis_http)
+        assert connected.integration.external_user_id, "identify() gave no user id"
+        assert str(connected.integration.status) == "active"
+        found = self.stored(cmis_auth_store)
+        assert found is not None and found.tokens.access_token
+        with cmis_auth_store.store.org(cmis_auth_store.org_id, write=False) as conn:
+            sealed = conn.execute(tables.credentials.select()).one().ciphertext
+        assert found.tokens.access_token.encode() not in bytes(sealed)
+        again = await self.connect_stored(cmis_registry, cmis_auth_store, cmis_http)
+        assert again.replaced and again.integration.id == connected.integration.id
+
+    @pytest.mark.asyncio
+    async def test_auth_refresh_is_single_flight(
+        self, cmis_registry: Registry, cmis_auth_store: KitStore, cmis_http: httpx2.AsyncClient
+    ) -> None:
+        from cmis_core.auth import integrations
+        from cmis_core.auth.tokens import RefreshPolicy, fresh_tokens, renewable
+        from cmis_core.types import utcnow
+
+        kit = cmis_auth_store
+        await self.connect_stored(cmis_registry, kit, cmis_http)
+        before = self.stored(kit)
+        if not renewable(cmis_registry.platform(self.platform), before.tokens):
+            pytest.skip("the platform's tokens cannot be renewed without the user")
+        expired = attrs.evolve(before.tokens, expires_at=utcnow())
+        with kit.store.org(kit.org_id) as conn:
+            integrations.write_tokens(
+                conn, kit.vault, before.integration, expired, expected_version=before.version
+            )
+        policy = RefreshPolicy(lease_seconds=10, backoff=0.05, poll=0.02)
+
+        def worker() -> str:
+            async def run() -> str:
+                async with self.make_http() as http:
+                    tokens = await fresh_tokens(
+                        *kit.args(cmis_registry),
+                        kit.org_id,
+                        self.platform,
+                        http=http,
+                        policy=policy,
+                    )
+                return tokens.access_token
+
+            return asyncio.run(run())
+
+        results = await asyncio.gather(*(asyncio.to_thread(worker) for _ in range(8)))
+        after = self.stored(kit)
+        assert set(results) == {after.tokens.access_token}, "workers ended with different tokens"
+        assert after.version == before.version + 2, "more than one refresh was written"
+        assert after.tokens.access_token != before.tokens.access_token
+        ctx = self.context(cmis_registry, kit.settings.platform(self.platform), cmis_http)
+        assert (await self.provider(cmis_registry).identify(ctx, after.tokens)).user_id
+
+
 def _flip_middle(body: bytes) -> bytes:
     middle = len(body) // 2
     return body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
@@ -556,5 +679,7 @@ class SyncSection(KitHarness):
             )
 
 
-class PluginConformance(ContractSection, AuthSection, WebhookSection, SyncSection):
+class PluginConformance(
+    ContractSection, AuthSection, StoredAuthSection, WebhookSection, SyncSection
+):
     """Every section. Subclass as ``TestXConformance`` with ``platform = "x"``."""

@@ -25,6 +25,8 @@ SECTION_TESTS = {
     "test_auth_refresh_gives_new_working_tokens",
     "test_auth_revoked_grant_on_refresh_is_reauth_required",
     "test_auth_revoke_ends_the_grant",
+    "test_auth_connect_is_stored_sealed",
+    "test_auth_refresh_is_single_flight",
     "test_webhooks_handshake",
     "test_webhooks_sample_delivery_accepted",
     "test_webhooks_tampered_body_rejected",
