@@ -31,6 +31,7 @@ __all__ = [
     "TokenSet",
     "UsageReading",
     "WebhookEvent",
+    "WebhookExpander",
     "WebhookProcessedEvent",
     "WebhookRequest",
     "WebhookResponse",
@@ -46,6 +47,7 @@ _WHERE = {
     "Sandbox": "cmis_core.contract",
     "SandboxOptions": "cmis_core.contract",
     "Stream": "cmis_core.contract",
+    "WebhookExpander": "cmis_core.contract",
     "WebhookVerifier": "cmis_core.contract",
     "errors": "cmis_core",
 }
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
         Sandbox,
         SandboxOptions,
         Stream,
+        WebhookExpander,
         WebhookVerifier,
     )
     from cmis_core.types import (

@@ -140,6 +140,37 @@ class WebhookVerifier(Protocol):
         ...
 
 
+@runtime_checkable
+class WebhookExpander(Protocol):
+    """Optional, on a :class:`WebhookVerifier`: fetch what an event only names.
+
+    .. versionadded:: 0.2
+
+    The inbox processor applies each parsed :class:`~cmis_core.types.WebhookEvent` of kind
+    ``lead`` by storing the lead records it stands for. It finds them, in this order:
+
+    1. ``expand(ctx, event)`` when the verifier has it: the records, fetched with ``ctx``
+       (the shared client, authorised for the organisation and integration the event was
+       routed to);
+    2. ``event.payload["lead"]``: one record carried by the delivery itself (Google's lead
+       forms);
+    3. ``event.payload["sync_stream"]`` and ``["sync_params"]``: a targeted read of that
+       stream of the plugin, one partition with those params (Meta's ``leadgen``: the
+       ``leads`` stream reads ``{"lead_id": ...}``).
+
+    Records are common-model lead records: ``external_id``, ``form_id``, ``ad_id``,
+    ``ad_group_id``, ``campaign_id``, ``page_id``, ``created_time`` (a datetime, ISO text
+    or unix seconds; ``created_at`` or ``submitted_at`` are read too), ``fields`` (the
+    answers: personal data, never logged), ``is_test``; anything else is kept in ``raw``.
+    Errors follow the auth contract: :class:`~cmis_core.errors.Transient` and
+    :class:`~cmis_core.errors.RateLimited` are retried with back-off.
+    """
+
+    async def expand(self, ctx: PlatformContext, event: WebhookEvent) -> list[Mapping[str, Any]]:
+        """The records ``event`` stands for (leads: one per lead named by the event)."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class Partition:
     """A unit of sync work whose rows and new state commit together.

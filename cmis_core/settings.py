@@ -129,6 +129,26 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         help="Days a processed webhook body is kept before it is purged.",
         default="30",
     ),
+    Setting(
+        name="CMIS_WEBHOOK_MAX_BODY",
+        help="Largest webhook body accepted, in bytes (enforced while reading: 413).",
+        default="1048576",
+    ),
+    Setting(
+        name="CMIS_WEBHOOK_BODY_TIMEOUT",
+        help="Seconds a sender may take to send a webhook body before a 408.",
+        default="10",
+    ),
+    Setting(
+        name="CMIS_WEBHOOK_COMMIT_TIMEOUT",
+        help="Seconds a delivery may wait for the inbox commit before a 503 (platforms retry).",
+        default="5",
+    ),
+    Setting(
+        name="CMIS_WEBHOOK_MAX_ATTEMPTS",
+        help="Processing attempts before an inbox row is parked as failed.",
+        default="8",
+    ),
     Setting(name="CMIS_LOG_FORMAT", help="`json` or `console`; default: console on a TTY."),
     Setting(name="CMIS_LOG_LEVEL", help="Minimum log level.", default="info"),
 )
@@ -168,6 +188,16 @@ def _int(variable: str, value: str) -> int:
         raise ConfigurationError(f"{variable} must be a whole number, got {value!r}") from None
     if number < 0:
         raise ConfigurationError(f"{variable} must not be negative, got {value!r}")
+    return number
+
+
+def _seconds(variable: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{variable} must be a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise ConfigurationError(f"{variable} must be more than 0 seconds, got {value!r}")
     return number
 
 
@@ -238,6 +268,10 @@ class Settings:
     oauth_state_ttl: int
     oauth_redirect_uris: tuple[str, ...]
     inbox_retention_days: int
+    webhook_max_body: int = 1_048_576
+    webhook_body_timeout: float = 10.0
+    webhook_commit_timeout: float = 5.0
+    webhook_max_attempts: int = 8
     log_format: str | None
     log_level: str
     environ: Mapping[str, str] = attrs.field(repr=False)
@@ -290,6 +324,18 @@ class Settings:
             oauth_redirect_uris=csv("CMIS_OAUTH_REDIRECT_URIS"),
             inbox_retention_days=_int(
                 "CMIS_INBOX_RETENTION_DAYS", get("CMIS_INBOX_RETENTION_DAYS") or "30"
+            ),
+            webhook_max_body=max(
+                1, _int("CMIS_WEBHOOK_MAX_BODY", get("CMIS_WEBHOOK_MAX_BODY") or "1048576")
+            ),
+            webhook_body_timeout=_seconds(
+                "CMIS_WEBHOOK_BODY_TIMEOUT", get("CMIS_WEBHOOK_BODY_TIMEOUT") or "10"
+            ),
+            webhook_commit_timeout=_seconds(
+                "CMIS_WEBHOOK_COMMIT_TIMEOUT", get("CMIS_WEBHOOK_COMMIT_TIMEOUT") or "5"
+            ),
+            webhook_max_attempts=max(
+                1, _int("CMIS_WEBHOOK_MAX_ATTEMPTS", get("CMIS_WEBHOOK_MAX_ATTEMPTS") or "8")
             ),
             log_format=log_format,
             log_level=(get("CMIS_LOG_LEVEL") or "info").lower(),

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "connect": "cmis_core.cli.connect:connect",
     "disconnect": "cmis_core.cli.connect:disconnect",
     "integrations": "cmis_core.cli.integrations:integrations",
+    "webhooks": "cmis_core.cli.webhooks:webhooks",
+    "leads": "cmis_core.cli.leads:leads",
 }
 
 

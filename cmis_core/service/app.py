@@ -28,6 +28,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "cmis_core.service.health",
     "cmis_core.service.orgs_api",
     "cmis_core.service.oauth_routes",
+    "cmis_core.service.webhook_routes",
+    "cmis_core.service.metrics",
 )
 
 
@@ -64,6 +66,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        for callback in state.on_shutdown:
+            await callback()
         if owns_store:
             state.store.close()
 

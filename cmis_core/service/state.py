@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,10 @@ class ServiceState:
     settings: Settings
     store: Store = attrs.field(repr=False)
     registry: Registry = attrs.field(repr=False)
+    # what route modules share (the webhook receiver, its metrics), by name
+    shared: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    # awaited when the app shuts down (close writers and pools), in order
+    on_shutdown: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list, repr=False)
 
 
 def state_of(request: Request) -> ServiceState:
