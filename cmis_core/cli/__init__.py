@@ -30,6 +30,10 @@ COMMANDS: dict[str, str] = {
     "integrations": "cmis_core.cli.integrations:integrations",
     "webhooks": "cmis_core.cli.webhooks:webhooks",
     "leads": "cmis_core.cli.leads:leads",
+    "sync": "cmis_core.cli.sync:sync",
+    "run": "cmis_core.cli.run:run",
+    "worker": "cmis_core.cli.worker:worker",
+    "demo": "cmis_core.cli.demo:demo",
 }
 
 
