@@ -87,6 +87,26 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         "a longer one reschedules the work.",
         default="60",
     ),
+    Setting(
+        name="CMIS_SYNC_CONCURRENCY",
+        help="Stream x account units a sync runs at once; default: the platform's max_concurrency.",
+    ),
+    Setting(
+        name="CMIS_SYNC_MAX_PAGES_IN_FLIGHT",
+        help="Pages read and not yet stored, at most (bounds a sync's memory).",
+        default="4",
+    ),
+    Setting(
+        name="CMIS_SYNC_BATCH_ROWS",
+        help="Rows the sync writer gathers into one transaction at most.",
+        default="5000",
+    ),
+    Setting(
+        name="CMIS_SYNC_NEW_ACCOUNTS",
+        help="`enabled` or `disabled`: whether ad accounts sync finds for the first time "
+        "are read (see `cmis accounts`).",
+        default="enabled",
+    ),
     Setting(name="CMIS_CELERY_BROKER_URL", help="Celery broker (Redis or RabbitMQ).", secret=True),
     Setting(name="CMIS_PLUGINS", help="Comma-separated allow-list of plugins to load."),
     Setting(name="CMIS_PLUGINS_DISABLED", help="Comma-separated plugins never to load."),

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "run": "cmis_core.cli.run:run",
     "worker": "cmis_core.cli.worker:worker",
     "demo": "cmis_core.cli.demo:demo",
+    "accounts": "cmis_core.cli.accounts:accounts",
 }
 
 

@@ -67,7 +67,7 @@ from cmis_core.sync.result import (
 )
 from cmis_core.sync.versions import check_api_version
 from cmis_core.sync.writer import Batch, Mapper, disable_accounts, write_batch
-from cmis_core.types import EntityKind, PlatformContext, SyncFinishedEvent, utcnow
+from cmis_core.types import EntityKind, PlatformContext, SyncFinishedEvent
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -368,7 +368,7 @@ class _Run:
         return self.counters[name].platform(self.result.platform)
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.config.backoff_max, 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2)  # noqa: S311
+        return min(self.config.backoff_max, 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
     def unit_error(self, unit: fanout.Unit, exc: CmisError) -> None:
         unit.failed = True

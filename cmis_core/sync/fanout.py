@@ -55,9 +55,7 @@ def select(streams: Mapping[str, Stream], names: Iterable[str] | None) -> list[S
     wanted = set(names)
     unknown = sorted(wanted - set(streams))
     if unknown:
-        raise UsageError(
-            f"no stream {unknown[0]!r}; streams are: {', '.join(sorted(streams))}"
-        )
+        raise UsageError(f"no stream {unknown[0]!r}; streams are: {', '.join(sorted(streams))}")
     keep = set()
     for name in wanted:
         current: str | None = name
@@ -97,7 +95,9 @@ def units(
     return out
 
 
-def parent_unit(unit: Unit, by_key: Mapping[tuple[str, str | None], Unit], root: str | None) -> Unit | None:
+def parent_unit(
+    unit: Unit, by_key: Mapping[tuple[str, str | None], Unit], root: str | None
+) -> Unit | None:
     """The unit ``unit`` waits for: its parent stream for the same account (not the root)."""
     parent = unit.stream.parent
     if parent is None or parent == root:

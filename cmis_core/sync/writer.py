@@ -235,7 +235,9 @@ def write_batch(
     return results
 
 
-def write_state(conn: Connection, changes: Mapping[tuple[str, str], Any], *, integration_id: int) -> None:
+def write_state(
+    conn: Connection, changes: Mapping[tuple[str, str], Any], *, integration_id: int
+) -> None:
     """Apply state changes: one ``sync_state`` row per (stream, key); ``None`` deletes it."""
     if not changes:
         return

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -54,7 +54,12 @@ class Served:
 
 @contextlib.contextmanager
 def served(
-    registry: Registry, platform: str, *, size: str = "small", rate_limit: bool = False, **extra: Any
+    registry: Registry,
+    platform: str,
+    *,
+    size: str = "small",
+    rate_limit: bool = False,
+    **extra: Any,
 ) -> Iterator[Served]:
     sandbox = registry.sandbox(platform)
     app = sandbox.app(SandboxOptions(seed=7, size=size, rate_limit=rate_limit, extra=extra))

@@ -38,7 +38,9 @@ async def test_full_then_incremental_matches_the_sandbox(
     tokens = await connect(registry, "example", sandbox.env)
     expected = await sandbox.expected()
 
-    first = await run_sync(store, registry, settings, org_id=org.id, platform="example", tokens=tokens)
+    first = await run_sync(
+        store, registry, settings, org_id=org.id, platform="example", tokens=tokens
+    )
     assert first.status == "succeeded", first.to_json()
     stored = counts(store, org.id)
     for stream, table in STREAM_TABLE.items():
@@ -46,7 +48,9 @@ async def test_full_then_incremental_matches_the_sandbox(
         assert first.streams[stream].records == expected[stream]
     assert first.calls > 0
 
-    second = await run_sync(store, registry, settings, org_id=org.id, platform="example", tokens=tokens)
+    second = await run_sync(
+        store, registry, settings, org_id=org.id, platform="example", tokens=tokens
+    )
     assert second.status == "succeeded"
     assert counts(store, org.id) == stored  # nothing duplicated
     assert second.run_id != first.run_id

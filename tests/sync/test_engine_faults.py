@@ -39,12 +39,14 @@ async def test_throttles_outlasting_http_retries_are_waited_out(
     registry, sandbox, org_id, settings, tokens = await setup(example, store, database)
     # 3 attempts per call: 7 throttles in a row make the client give up twice on one page
     await sandbox.control(
-        "POST", "/faults", {"path": "/v1/ad_accounts/*/ads", "kind": "throttle", "times": 7,
-                            "retry_after": 0.01}
+        "POST",
+        "/faults",
+        {"path": "/v1/ad_accounts/*/ads", "kind": "throttle", "times": 7, "retry_after": 0.01},
     )
     await sandbox.control(
-        "POST", "/faults", {"path": "/v1/ad_accounts/*/insights", "kind": "throttle", "times": 2,
-                            "retry_after": 0.01}
+        "POST",
+        "/faults",
+        {"path": "/v1/ad_accounts/*/insights", "kind": "throttle", "times": 2, "retry_after": 0.01},
     )
     clock = FakeTime()
     result = await run_sync(
@@ -71,7 +73,9 @@ async def test_a_cursor_seen_twice_stops_that_stream_with_an_error(
         "/faults",
         {"path": "/v1/ad_accounts/*/campaigns", "status": 200, "body": looping, "times": 2},
     )
-    result = await run_sync(store, registry, settings, org_id=org_id, platform="example", tokens=tokens)
+    result = await run_sync(
+        store, registry, settings, org_id=org_id, platform="example", tokens=tokens
+    )
     assert result.status == "partial"
     assert result.exit_code == ExitCode.PARTIAL
     assert result.streams["campaigns"].errors == 1
