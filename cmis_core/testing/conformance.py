@@ -20,7 +20,10 @@ Sections, each a mixin class, so adding one is writing a class and adding it to
 - :class:`StoredAuthSection`: the same through the core and a store: connect -> stored
   (sealed, replaced on reconnect) -> an expired token refreshed once for many workers.
 - :class:`WebhookSection`: the handshake; a genuine delivery is accepted and parsed; a
-  tampered body, a wrong, missing or stale signature are each ``SignatureInvalid``.
+  tampered body, a wrong, missing or stale signature are each ``SignatureInvalid``; and
+  through `cmis serve`'s app on a fresh SQLite inbox: the handshake answered, a genuine
+  delivery stored once (masked) and a redelivery answered 200, a forged one refused
+  with 401 and not stored, a stored delivery processed without failing.
 - :class:`SyncSection`: every stream read from the accounts down, and every record the
   sandbox holds (``/_sandbox/expected``) arrives once, valid, money in integer micros.
 
@@ -36,6 +39,7 @@ import importlib.metadata as md
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -58,7 +62,7 @@ from cmis_core.settings import PlatformSettings, Settings
 from cmis_core.testing.control import SandboxControl
 from cmis_core.testing.records import natural_key, problems
 from cmis_core.testing.serve import RunningSandbox, serve_sandbox
-from cmis_core.types import Capability, EntityKind, PlatformContext, TokenSet
+from cmis_core.types import Capability, EntityKind, PlatformContext, TokenSet, WebhookRequest
 
 Records = dict[str, list[Mapping[str, Any]]]
 
@@ -629,6 +633,131 @@ class WebhookSection(KitHarness):
             pytest.skip("the platform signs no timestamp")
         with pytest.raises(SignatureInvalid):
             cmis_verifier.verify(request, cmis_platform_settings)
+
+    # ---------------------------------------------------------------- through the service
+    @pytest.fixture
+    def cmis_webhook_service(
+        self, cmis_registry: Registry, cmis_sandbox: RunningSandbox, tmp_path: Path
+    ) -> Iterator[WebhookService]:
+        """`cmis serve`'s app on a fresh SQLite inbox, with the sandbox's settings."""
+        from starlette.testclient import TestClient
+
+        from cmis_core.service.app import create_app
+        from cmis_core.store import open_store
+
+        settings = Settings.from_env(
+            {
+                **cmis_sandbox.env,
+                "CMIS_HOME": str(tmp_path),
+                "CMIS_DATABASE_URL": f"sqlite:///{tmp_path / 'kit.db'}",
+            }
+        )
+        store = open_store(settings)
+        try:
+            app = create_app(settings, store=store, registry=cmis_registry)
+            with TestClient(app) as client:
+                yield WebhookService(client=client, store=store, settings=settings)
+        finally:
+            store.close()
+
+    @pytest.mark.asyncio
+    async def test_webhooks_service_answers_the_handshake(
+        self,
+        cmis_verifier: WebhookVerifier,
+        cmis_control: SandboxControl,
+        cmis_webhook_service: WebhookService,
+    ) -> None:
+        shake = await cmis_control.webhook_handshake()
+        if shake is None:
+            pytest.skip("the platform has no handshake")
+        request, status, body = shake
+        answer = cmis_webhook_service.send(request)
+        assert (answer.status_code, answer.content) == (status, body)
+        assert cmis_webhook_service.rows() == [], "a handshake is not a delivery"
+
+    @pytest.mark.asyncio
+    async def test_webhooks_service_stores_a_genuine_delivery_once(
+        self,
+        cmis_verifier: WebhookVerifier,
+        cmis_control: SandboxControl,
+        cmis_webhook_service: WebhookService,
+    ) -> None:
+        request, _ = await cmis_control.webhook_sample()
+        first = cmis_webhook_service.send(request)
+        assert first.status_code == 200, f"a genuine delivery was answered {first.status_code}"
+        assert first.json() == {"status": "stored"}
+        again = cmis_webhook_service.send(request)
+        assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+        (row,) = cmis_webhook_service.rows()
+        assert row["body"] == cmis_verifier.mask(request.body), "the stored body is the masked one"
+        assert row["dedupe_key"]
+
+    @pytest.mark.asyncio
+    async def test_webhooks_service_refuses_a_forged_delivery(
+        self,
+        cmis_verifier: WebhookVerifier,
+        cmis_control: SandboxControl,
+        cmis_webhook_service: WebhookService,
+    ) -> None:
+        request, _ = await cmis_control.webhook_sample(signature="wrong")
+        answer = cmis_webhook_service.send(request)
+        assert answer.status_code == 401, f"a forged delivery was answered {answer.status_code}"
+        assert cmis_webhook_service.rows() == []
+
+    @pytest.mark.asyncio
+    async def test_webhooks_stored_delivery_is_processable(
+        self,
+        cmis_registry: Registry,
+        cmis_verifier: WebhookVerifier,
+        cmis_control: SandboxControl,
+        cmis_webhook_service: WebhookService,
+    ) -> None:
+        from cmis_core.webhooks.process import InboxProcessor
+
+        request, _ = await cmis_control.webhook_sample()
+        assert cmis_webhook_service.send(request).status_code == 200
+        processor = InboxProcessor(
+            cmis_webhook_service.store, cmis_registry, cmis_webhook_service.settings
+        )
+        report = await processor.run()
+        (row,) = cmis_webhook_service.rows()
+        # no organisation routes the sandbox's accounts here: unroutable (or processed,
+        # for events that need no route); never failed
+        assert row["status"] in ("unroutable", "processed"), (
+            f"the stored delivery could not be processed: {row['error']}"
+        )
+        assert report.failed == 0
+
+
+@attrs.frozen(kw_only=True)
+class WebhookService:
+    """The service app under test, its store and settings (for :class:`WebhookSection`)."""
+
+    client: Any
+    store: Any
+    settings: Settings
+
+    def send(self, request: WebhookRequest) -> Any:
+        """Send ``request`` to the app as the platform would."""
+        return self.client.request(
+            request.method,
+            request.path,
+            params=dict(request.query),
+            headers=dict(request.headers),
+            content=request.body,
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The inbox rows (body as bytes)."""
+        from sqlalchemy import select
+
+        from cmis_core.store.tables import webhook_events
+
+        with self.store.system(write=False) as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(webhook_events))]
+        for row in rows:
+            row["body"] = None if row["body"] is None else bytes(row["body"])
+        return rows
 
 
 class SyncSection(KitHarness):
