@@ -3,7 +3,8 @@
 Statuses of an integration in a report:
 
 - ``succeeded``, ``partial``, ``failed``: a sync ran (see ``SyncResult``);
-- ``refreshed``: only a token refresh was due, and it was done (or nothing was needed);
+- ``refreshed``: only a token refresh was due, and it was done; ``checked``: the token
+  was looked at (an expiry ahead announced, if any) and needed nothing;
 - ``rescheduled``: the platform asked for a wait too long to sleep; due again after it;
 - ``locked``: another run holds the integration's lock; nothing was done (exit 75);
 - ``needs_reauth``: the grant is gone. Exit 77 only when it became so *in this run*;
@@ -24,7 +25,7 @@ from cmis_core.errors import ExitCode
 from cmis_core.sync.result import SyncResult
 
 SUCCEEDED, PARTIAL, FAILED = "succeeded", "partial", "failed"
-REFRESHED, RESCHEDULED, LOCKED = "refreshed", "rescheduled", "locked"
+REFRESHED, CHECKED, RESCHEDULED, LOCKED = "refreshed", "checked", "rescheduled", "locked"
 NEEDS_REAUTH, QUEUED, ERROR = "needs_reauth", "queued", "error"
 
 

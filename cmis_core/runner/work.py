@@ -248,7 +248,9 @@ async def run_integration(
             if item.sync:
                 await _sync(rt, item, report, hub=hub, options=options, progress=progress)
             elif report.status == R.SUCCEEDED:
-                report.status = R.REFRESHED
+                report.status = (
+                    R.REFRESHED if (report.refresh or "").startswith("refreshed") else R.CHECKED
+                )
         except ReauthRequired as exc:
             report.status, report.exit_code = R.NEEDS_REAUTH, ExitCode.NOPERM
             report.error = _describe(exc)
