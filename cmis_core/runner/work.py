@@ -149,46 +149,48 @@ async def _sync(
     options: SyncOptions,
     progress: Progress | None,
 ) -> None:
-    from cmis_core.auth.tokens import fresh_tokens, on_token_rejected
+    from cmis_core.auth.tokens import fresh_tokens, new_http_client, on_token_rejected
     from cmis_core.sync.engine import sync_integration
 
     settings = _settings_for(rt.settings, item.platform, options)
-    http = _client(rt, hub, item.platform)
     args = (rt.store, rt.vault, rt.registry, settings, item.org_id, item.platform)
+    # token calls go through a plain client: the provider reads the token endpoint's
+    # errors itself (a refused grant is re-authorisation, not an API error)
+    async with new_http_client(settings) as http:
 
-    async def provide() -> TokenSet:
-        return await fresh_tokens(*args, http=http)
+        async def provide() -> TokenSet:
+            return await fresh_tokens(*args, http=http)
 
-    async def renew(rejected: TokenSet) -> TokenSet | None:
-        return await on_token_rejected(*args, http=http, rejected=rejected)
+        async def renew(rejected: TokenSet) -> TokenSet | None:
+            return await on_token_rejected(*args, http=http, rejected=rejected)
 
-    await asyncio.to_thread(mark_started, rt.store, item.org_id, item.integration_id)
-    try:
-        result = await sync_integration(
-            rt.store,
-            rt.registry,
-            settings,
-            org_id=item.org_id,
-            platform=item.platform,
-            hub=hub,
-            tokens_provider=provide,
-            on_token_rejected=renew,
-            streams=options.streams,
-            full_refresh=options.full_refresh,
-            progress=progress,
-        )
-    except RateLimited as exc:  # a wait before the run could start (a throttled refresh)
-        report.status, report.exit_code = R.RESCHEDULED, ExitCode.OK
-        report.error = _describe(exc)
-        report.next_sync_at = await asyncio.to_thread(
-            reschedule,
-            rt.store,
-            item.org_id,
-            item.integration_id,
-            finished_at=None,
-            retry_after=exc.retry_after or 60.0,
-        )
-        return
+        await asyncio.to_thread(mark_started, rt.store, item.org_id, item.integration_id)
+        try:
+            result = await sync_integration(
+                rt.store,
+                rt.registry,
+                settings,
+                org_id=item.org_id,
+                platform=item.platform,
+                hub=hub,
+                tokens_provider=provide,
+                on_token_rejected=renew,
+                streams=options.streams,
+                full_refresh=options.full_refresh,
+                progress=progress,
+            )
+        except RateLimited as exc:  # a wait before the run could start (a throttled refresh)
+            report.status, report.exit_code = R.RESCHEDULED, ExitCode.OK
+            report.error = _describe(exc)
+            report.next_sync_at = await asyncio.to_thread(
+                reschedule,
+                rt.store,
+                item.org_id,
+                item.integration_id,
+                finished_at=None,
+                retry_after=exc.retry_after or 60.0,
+            )
+            return
     _apply_result(report, result)
     if report.status == R.NEEDS_REAUTH:
         return
