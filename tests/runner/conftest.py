@@ -27,9 +27,9 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture(scope="module")
 def slow_sandbox() -> Iterator[RunningSandbox]:
-    """Every API call takes 150 ms: a sync lasts a few seconds, long enough to kill."""
+    """Every API call takes 60 ms: a sync lasts a few seconds, long enough to kill."""
     registry = registry_for_example()
-    options = SandboxOptions(rate_limit=False, latency_ms=150)
+    options = SandboxOptions(rate_limit=False, latency_ms=60)
     with serve_sandbox(registry.sandbox("example"), options) as running:
         yield running
 
