@@ -62,8 +62,19 @@ class Runtime:
             )
 
     def lease_seconds(self) -> float:
+        """``CMIS_SYNC_LOCK_SECONDS``: the SQLite lock lease (renewed every third of it)."""
+        from cmis_core.errors import ConfigurationError
+
         raw = self.settings.environ.get("CMIS_SYNC_LOCK_SECONDS") or ""
-        return float(raw) if raw else DEFAULT_LEASE_SECONDS
+        if not raw:
+            return DEFAULT_LEASE_SECONDS
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if value < 3:
+            raise ConfigurationError(f"CMIS_SYNC_LOCK_SECONDS must be 3 seconds or more, got {raw!r}")
+        return value
 
 
 @attrs.frozen(kw_only=True)
