@@ -73,7 +73,9 @@ class Runtime:
         except ValueError:
             value = 0.0
         if value < 3:
-            raise ConfigurationError(f"CMIS_SYNC_LOCK_SECONDS must be 3 seconds or more, got {raw!r}")
+            raise ConfigurationError(
+                f"CMIS_SYNC_LOCK_SECONDS must be 3 seconds or more, got {raw!r}"
+            )
         return value
 
 

@@ -38,7 +38,9 @@ def _tables(stdout: str) -> dict[str, list[int]]:
     for i, line in enumerate(lines):
         title = re.match(r"^.+ \((\w+)\)\s*$", line)
         if title and i + 4 < len(lines) and all(c in lines[i + 2] for c in COLUMNS):
-            found[title.group(1)] = [int(n.replace(",", "")) for n in re.findall(r"[\d,]+", lines[i + 4])]
+            found[title.group(1)] = [
+                int(n.replace(",", "")) for n in re.findall(r"[\d,]+", lines[i + 4])
+            ]
     return found
 
 
@@ -46,7 +48,7 @@ def _rows(home: Path) -> dict[str, int]:
     engine = create_engine(f"sqlite:///{home / 'cmis.db'}")
     with engine.connect() as conn:
         out = {
-            name: int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())  # noqa: S608
+            name: int(conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
             for name in ("organizations", "integrations", "campaigns", "ads", "daily_metrics")
         }
     engine.dispose()

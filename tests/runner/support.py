@@ -26,7 +26,9 @@ KEY = SecretKey.generate().encoded()
 DATA_TABLES = ("ad_accounts", "campaigns", "ad_groups", "ads", "daily_metrics")
 
 
-def runner_environ(database_env: Mapping[str, str], sandbox_env: Mapping[str, str]) -> dict[str, str]:
+def runner_environ(
+    database_env: Mapping[str, str], sandbox_env: Mapping[str, str]
+) -> dict[str, str]:
     """The variables a runner process needs: the database, the sandbox, a key."""
     return {
         **database_env,
@@ -42,13 +44,25 @@ async def connect_example(rt: Runtime, org_id: int) -> None:
     """The example platform's OAuth flow against its sandbox, for organisation ``org_id``."""
     async with httpx2.AsyncClient(timeout=10.0) as http:
         start = await flows.begin_connect(
-            rt.store, rt.vault, rt.registry, rt.settings, org_id=org_id, platform="example", http=http
+            rt.store,
+            rt.vault,
+            rt.registry,
+            rt.settings,
+            org_id=org_id,
+            platform="example",
+            http=http,
         )
         answer = await http.get(start.auth_url)
         assert answer.status_code == 302, answer.text
         params = dict(parse_qsl(urlsplit(answer.headers["location"]).query))
         await flows.complete_connect(
-            rt.store, rt.vault, rt.registry, rt.settings, platform="example", params=params, http=http
+            rt.store,
+            rt.vault,
+            rt.registry,
+            rt.settings,
+            platform="example",
+            params=params,
+            http=http,
         )
 
 
@@ -90,7 +104,9 @@ def expected_counts(base_url: str) -> dict[str, int]:
     return {name: int(streams[name]) for name in DATA_TABLES}
 
 
-def cmis(*args: str, env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cmis(
+    *args: str, env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmis ARGS`` in a subprocess with exactly ``env`` (plus PATH and HOME)."""
     return subprocess.run(
         [sys.executable, "-m", "cmis_core", *args],
@@ -134,9 +150,9 @@ def wait_for(check: Callable[[], bool], *, timeout: float = 30.0, what: str = "i
 
 
 def registry_for_example() -> Registry:
-    from cmis_core.factory import load_plugins
-
     import importlib.metadata as md
+
+    from cmis_core.factory import load_plugins
 
     eps = [ep for ep in md.entry_points(group="cmis") if ep.name == "example"]
     return load_plugins(Settings.from_env({"CMIS_PLUGINS_STRICT": "1"}), entry_points=eps)

@@ -114,9 +114,7 @@ def test_worker_syncs_several_integrations_and_survives_a_kill(
             assert children, "the prefork pool has no processes"
             for child in children:  # kill -9 the pool mid-task: tasks are delivered again
                 os.kill(child, signal.SIGKILL)
-            wait_for(
-                lambda: _all_synced(rt, org_ids, expected), timeout=120, what="every sync"
-            )
+            wait_for(lambda: _all_synced(rt, org_ids, expected), timeout=120, what="every sync")
             assert worker.poll() is None  # the worker itself lived on
         finally:
             worker.send_signal(signal.SIGTERM)

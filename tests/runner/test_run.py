@@ -6,6 +6,7 @@ import datetime as dt
 
 import httpx2
 import pytest
+
 from cmis_core.errors import ExitCode
 from cmis_core.http import HttpHub
 from cmis_core.runner.local import run_due, sync_now
@@ -122,7 +123,10 @@ async def test_sync_now_one_stream_full_refresh_and_since(
 
 
 def test_cli_run_json_and_exit_codes(
-    env: dict[str, str], rt: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: dict[str, str],
+    rt: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import asyncio
 
