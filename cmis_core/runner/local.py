@@ -94,6 +94,7 @@ async def run_due(
 ) -> R.RunReport:
     """Do everything due now, in this process; the report says what and its exit code."""
     from cmis_core.http import HttpHub
+    from cmis_core.runner.expiry import check_expiries
 
     started = utcnow()
     report = R.RunReport(started_at=started, executor="local")
@@ -107,6 +108,7 @@ async def run_due(
     report.integrations.extend(
         await _run_items(rt, items, slugs, options=None, progress_for=progress_for)
     )
+    report.integrations.extend(await check_expiries(rt))
     for known in earlier:
         report.integrations.append(
             R.IntegrationReport(
