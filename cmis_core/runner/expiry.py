@@ -43,8 +43,12 @@ async def check_expiries(rt: Runtime) -> list[R.IntegrationReport]:
     """Ask ``expiry`` of every active integration of those platforms; reports for the
     integrations that expired in this run (needs_reauth, exit 77)."""
     from cmis_core.auth import events
-    from cmis_core.auth.tokens import _expired_for_good, load_tokens, new_http_client
-    from cmis_core.auth.tokens import platform_context
+    from cmis_core.auth.tokens import (
+        _expired_for_good,
+        load_tokens,
+        new_http_client,
+        platform_context,
+    )
 
     providers = _with_expiry(rt)
     if not providers:
