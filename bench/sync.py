@@ -46,7 +46,7 @@ META_ENV = {
     "CMIS_META_HISTORY_DAYS": "31",
     "CMIS_META_DAYS_PER_JOB": "31",
     "CMIS_META_REPORT_POLL_SECONDS": "0.05",
-    "CMIS_META_INSIGHTS_PAGE_SIZE": "5000",
+    "CMIS_META_INSIGHTS_PAGE_SIZE": "1000",
 }
 
 
@@ -157,6 +157,7 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
     registry = get_registry()
     sandbox_env = registry.sandbox(platform).env(base_url)
     env = {**sandbox_env, **(META_ENV if platform == "meta" else {})}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("CMIS_SYNC_")})
     tokens = await tokens_for(platform, base_url, env)
     with database(backend) as db:
         settings = db.settings(**env)
@@ -189,6 +190,10 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
                 )
             elapsed = time.perf_counter() - started
             peak = peak_mb()
+    import httpx2
+
+    async with httpx2.AsyncClient() as http:
+        stats = (await http.get(base_url + "/_sandbox/stats")).json()
     return {
         "platform": platform,
         "backend": backend,
@@ -202,6 +207,8 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
         "peak_rss_mb": round(peak, 1),
         "growth_mb": round(peak - post_import, 1),
         "streams": {n: s.records for n, s in result.streams.items()},
+        "sandbox_calls": stats.get("calls", {}),
+        "sandbox_throttled": stats.get("throttled", 0),
     }
 
 
@@ -223,6 +230,15 @@ def run_case(case: str, rate_limit: bool) -> dict[str, Any]:
         raise SystemExit(f"{case} failed:\n{out.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     figures.update(size=size, extra=extra, rate_limit=rate_limit)
+    if rate_limit and "rate" in extra and "burst" in extra:
+        # the sandbox's bucket: burst + rate x elapsed units; a report call costs 2
+        cost = sum(
+            n * (2 if "insights" in path else 1)
+            for path, n in figures["sandbox_calls"].items()
+            if "/_sandbox" not in path and "oauth" not in path
+        )
+        allowed = extra["burst"] + extra["rate"] * figures["seconds"]
+        figures["budget_used"] = round(cost / allowed, 3)
     return figures
 
 
@@ -246,8 +262,10 @@ def main() -> None:
         print(
             f"{case:36} {figures['records']:>8,} rec {figures['seconds']:>6.1f} s "
             f"{figures['records_per_s']:>6,} rec/s {figures['calls']:>5} calls "
-            f"{figures['throttled']:>3} throttled  RSS post-import {figures['post_import_rss_mb']} MB "
-            f"peak {figures['peak_rss_mb']} MB (+{figures['growth_mb']} MB) {figures['status']}",
+            f"{figures['throttled']:>3} throttled  "
+            f"RSS post-import {figures['post_import_rss_mb']} MB "
+            f"peak {figures['peak_rss_mb']} MB (+{figures['growth_mb']} MB) {figures['status']}"
+            + (f" budget used {figures['budget_used']:.1%}" if "budget_used" in figures else ""),
             flush=True,
         )
 

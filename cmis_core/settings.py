@@ -94,7 +94,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="CMIS_SYNC_MAX_PAGES_IN_FLIGHT",
         help="Pages read and not yet stored, at most (bounds a sync's memory).",
-        default="4",
+        default="2",
     ),
     Setting(
         name="CMIS_SYNC_BATCH_ROWS",

@@ -104,7 +104,7 @@ class SyncConfig:
     """The engine's tunables (``CMIS_SYNC_*``)."""
 
     concurrency: int | None = None  # units at a time; None: the platform's max_concurrency
-    max_pages_in_flight: int = 4  # pages read and not yet stored
+    max_pages_in_flight: int = 2  # pages read and not yet stored
     batch_rows: int = 5000  # rows the writer gathers into one transaction at most
     new_accounts_enabled: bool = True
     throttle_retries: int = 20  # unit re-reads after throttles outlasting the HTTP retries
@@ -120,7 +120,7 @@ class SyncConfig:
             )
         return cls(
             concurrency=_positive_int(settings, "CMIS_SYNC_CONCURRENCY", None),
-            max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 4) or 4,
+            max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 2) or 2,
             batch_rows=_positive_int(settings, "CMIS_SYNC_BATCH_ROWS", 5000) or 5000,
             new_accounts_enabled=new == "enabled",
         )
@@ -410,9 +410,11 @@ class _Run:
                 continue
             async for page in stream.read(self.ctx, partition):
                 rows = [mapper.to_row(record) for record in page.records]
+                changes = page.state
+                del page  # its records are mapped: keep one copy of a page in memory, not two
                 outcome.pages += 1
-                if rows or page.state:
-                    await self.writer.put(_PageItem(name, mapper.entity, rows, page.state))
+                if rows or changes:
+                    await self.writer.put(_PageItem(name, mapper.entity, rows, changes))
             await self.writer.put(_DoneItem(name, partition.key, self.result.run_id))
             done.add(partition.key)
             outcome.partitions += 1

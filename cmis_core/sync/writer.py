@@ -100,15 +100,32 @@ def _datetime(name: str, value: Any) -> dt.datetime | None:
     raise Fatal(f"{name} must be a timezone-aware datetime, got {value!r}")
 
 
-@attrs.frozen
 class Mapper:
-    """Turns records of one entity kind into rows of its table."""
+    """Turns records of one entity kind into rows of its table (hot path: kept lean)."""
 
-    entity: EntityKind
-    platform: str
-    integration_id: int
-    columns: tuple[str, ...]
-    renames: Mapping[str, str]
+    def __init__(
+        self,
+        entity: EntityKind,
+        *,
+        platform: str,
+        integration_id: int,
+        columns: tuple[str, ...],
+        renames: Mapping[str, str],
+    ) -> None:
+        self.entity = entity
+        self.platform = platform
+        self.integration_id = integration_id
+        self.columns = columns
+        self.renames = dict(renames)
+        self._blank: Row = dict.fromkeys(columns)
+        self._where: dict[str, str | None] = {}  # record field -> column (None: not stored)
+        self._micros = [c for c in columns if c.endswith("_micros")]
+        self._times = [c for c in columns if c.endswith("_time")]
+        self._key = "entity_external_id" if entity is EntityKind.DAILY_METRIC else "external_id"
+        self._below_account = "account_external_id" in columns
+
+    def __repr__(self) -> str:
+        return f"<Mapper {self.entity} of {self.platform}>"
 
     @classmethod
     def for_entity(cls, entity: EntityKind, *, platform: str, integration_id: int) -> Mapper:
@@ -121,51 +138,61 @@ class Mapper:
         if entity is EntityKind.DAILY_METRIC:
             renames["external_id"] = "entity_external_id"
         return cls(
-            entity=entity,
+            entity,
             platform=platform,
             integration_id=integration_id,
             columns=COLUMNS[entity],
             renames=renames,
         )
 
+    def _column(self, field: str) -> str | None:
+        column = self.renames.get(field, field)
+        found = column if column in self._blank else None
+        self._where[field] = found
+        return found
+
     def to_row(self, record: Record) -> Row:
         """The table row of ``record`` (``Fatal`` when a required field is missing or wrong)."""
-        row: Row = dict.fromkeys(self.columns)
-        columns = row.keys()
+        row = self._blank.copy()
+        where = self._where
         for field, value in record.items():
-            column = self.renames.get(field, field)
-            if column in columns and (row[column] is None or field == column):
+            column = where[field] if field in where else self._column(field)
+            if column is not None and (field == column or row[column] is None):
                 row[column] = value
-        key = "entity_external_id" if self.entity is EntityKind.DAILY_METRIC else "external_id"
-        if not isinstance(row[key], str) or not row[key]:
+        key = row[self._key]
+        if not isinstance(key, str) or not key:
             raise Fatal(f"a {self.entity} record has no external_id")
-        if "account_external_id" in columns and not row["account_external_id"]:
-            raise Fatal(f"{self.entity} {row[key]} has no account_id")
-        for column in columns:
+        if self._below_account and not row["account_external_id"]:
+            raise Fatal(f"{self.entity} {key} has no account_id")
+        for column in self._micros:
             value = row[column]
-            if value is None:
-                continue
-            if column.endswith("_micros"):
+            if value is not None and type(value) is not int:
                 row[column] = _micros(column, value)
-            elif column.endswith("_time"):
+        for column in self._times:
+            value = row[column]
+            if value is not None and not (type(value) is dt.datetime and value.tzinfo is not None):
                 row[column] = _datetime(column, value)
         if self.entity is EntityKind.DAILY_METRIC:
             date = row["date"]
-            if not isinstance(date, dt.date) or isinstance(date, dt.datetime):
+            if type(date) is not dt.date:
                 row["date"] = _date(date)
-            row["conversions"] = _decimal("conversions", row["conversions"])
+            conversions = row["conversions"]
+            if conversions is not None and type(conversions) is not Decimal:
+                row["conversions"] = _decimal("conversions", conversions)
             for name in ("impressions", "clicks", "spend_micros"):
                 if row[name] is None:
                     row[name] = 0
-        if self.entity is EntityKind.LEAD and row["is_test"] is None:
+        elif self.entity is EntityKind.LEAD and row["is_test"] is None:
             row["is_test"] = False
-        if self.entity is EntityKind.AD_ACCOUNT:
+        elif self.entity is EntityKind.AD_ACCOUNT:
             row["integration_id"] = self.integration_id
         row["platform"] = self.platform
         return row
 
 
 def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
     if isinstance(value, str):
         try:
             return dt.date.fromisoformat(value)

@@ -26,6 +26,9 @@ Sections, each a mixin class, so adding one is writing a class and adding it to
   with 401 and not stored, a stored delivery processed without failing.
 - :class:`SyncSection`: every stream read from the accounts down, and every record the
   sandbox holds (``/_sandbox/expected``) arrives once, valid, money in integer micros.
+- :class:`EngineSyncSection`: the core's sync engine stores exactly those records in a
+  SQLite store, a second (incremental) sync duplicates none, and a run cut short after
+  its first commit is resumed by the next one to the same exact counts.
 
 The kit talks HTTP through :meth:`KitHarness.make_http` only: the one place to swap in the
 core's shared client.
@@ -34,6 +37,7 @@ core's shared client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.metadata as md
 import secrets
@@ -808,7 +812,169 @@ class SyncSection(KitHarness):
             )
 
 
+class _FakeTime:
+    """A clock that advances only when the client sleeps (waits recorded, not slept)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+class EngineSyncSection(KitHarness):
+    """The core's sync engine over the sandbox: full, then incremental, then a run cut
+    short and resumed; every table ends with exactly the records the sandbox holds."""
+
+    @pytest.fixture
+    def cmis_engine_store(self, tmp_path: Any) -> Iterator[Any]:
+        from cmis_core.store import open_store
+
+        settings = Settings.from_env({"CMIS_HOME": str(tmp_path)})
+        with open_store(settings) as store:
+            yield store
+
+    def _engine_org(self, store: Any, slug: str) -> int:
+        from sqlalchemy import insert
+
+        from cmis_core.store import tables
+
+        org = store.create_org(slug)
+        with store.org(org.id) as conn:
+            conn.execute(
+                insert(tables.integrations).values(
+                    org_id=org.id, platform=self.platform, status="active"
+                )
+            )
+        return int(org.id)
+
+    async def _engine_sync(
+        self,
+        store: Any,
+        registry: Registry,
+        sandbox: RunningSandbox,
+        org_id: int,
+        tokens: TokenSet,
+        **kwargs: Any,
+    ) -> Any:
+        from cmis_core.http import HttpConfig, HttpHub, MemoryStore
+        from cmis_core.sync.engine import sync_integration
+
+        settings = Settings.from_env({**sandbox.env, "CMIS_HOME": "/nonexistent"})
+        clock = _FakeTime()
+
+        async def provide() -> TokenSet:
+            return tokens
+
+        async with HttpHub(
+            HttpConfig.from_settings(settings),
+            store=MemoryStore(),
+            sleep=clock.sleep,
+            clock=clock.time,
+        ) as hub:
+            return await sync_integration(
+                store,
+                registry,
+                settings,
+                org_id=org_id,
+                platform=self.platform,
+                hub=hub,
+                tokens_provider=provide,
+                sleep=clock.sleep,
+                **kwargs,
+            )
+
+    def _engine_expected(self, registry: Registry, expected: Mapping[str, int]) -> Counter[str]:
+        from cmis_core.sync.writer import TABLES
+
+        streams = registry.streams_of(self.platform)
+        by_table: Counter[str] = Counter()
+        for name, count in expected.items():
+            by_table[TABLES[EntityKind(streams[name].entity)].name] += count
+        return by_table
+
+    def _engine_stored(self, store: Any, org_id: int) -> Counter[str]:
+        from sqlalchemy import func, select
+
+        from cmis_core.sync.writer import TABLES
+
+        found: Counter[str] = Counter()
+        with store.org(org_id, write=False) as conn:
+            for table in TABLES.values():
+                found[table.name] = int(
+                    conn.execute(
+                        select(func.count()).select_from(table).where(table.c.org_id == org_id)
+                    ).scalar_one()
+                )
+        return +found
+
+    @pytest.mark.asyncio
+    async def test_sync_engine_full_then_incremental(
+        self,
+        cmis_registry: Registry,
+        cmis_sandbox: RunningSandbox,
+        cmis_control: SandboxControl,
+        cmis_tokens: TokenSet,
+        cmis_engine_store: Any,
+    ) -> None:
+        store = cmis_engine_store
+        org_id = self._engine_org(store, "kit-full")
+        want = self._engine_expected(cmis_registry, await cmis_control.expected())
+        first = await self._engine_sync(store, cmis_registry, cmis_sandbox, org_id, cmis_tokens)
+        assert first.status == "succeeded", first.to_json()
+        assert self._engine_stored(store, org_id) == want
+        second = await self._engine_sync(store, cmis_registry, cmis_sandbox, org_id, cmis_tokens)
+        assert second.status == "succeeded", second.to_json()
+        assert self._engine_stored(store, org_id) == want, "the second sync duplicated rows"
+
+    @pytest.mark.asyncio
+    async def test_sync_engine_resumes_a_run_cut_short(
+        self,
+        cmis_registry: Registry,
+        cmis_sandbox: RunningSandbox,
+        cmis_control: SandboxControl,
+        cmis_tokens: TokenSet,
+        cmis_engine_store: Any,
+    ) -> None:
+        store = cmis_engine_store
+        org_id = self._engine_org(store, "kit-resume")
+        want = self._engine_expected(cmis_registry, await cmis_control.expected())
+        committed = asyncio.Event()
+        first = asyncio.create_task(
+            self._engine_sync(
+                store,
+                cmis_registry,
+                cmis_sandbox,
+                org_id,
+                cmis_tokens,
+                progress=lambda stream, n: committed.set(),
+            )
+        )
+        await asyncio.wait(
+            [first, asyncio.create_task(committed.wait())],
+            timeout=60,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        first.cancel()  # as a kill would: the run row stays open
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        again = await self._engine_sync(store, cmis_registry, cmis_sandbox, org_id, cmis_tokens)
+        assert again.status == "succeeded", again.to_json()
+        assert self._engine_stored(store, org_id) == want
+
+
 class PluginConformance(
-    ContractSection, AuthSection, StoredAuthSection, WebhookSection, SyncSection
+    ContractSection,
+    AuthSection,
+    StoredAuthSection,
+    WebhookSection,
+    SyncSection,
+    EngineSyncSection,
 ):
     """Every section. Subclass as ``TestXConformance`` with ``platform = "x"``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,6 +14,20 @@ from cmis_core.sync.state import account_records
 from cmis_core.testing.databases import TestDatabase
 
 from .helpers import add_integration
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """The CLI configures structlog onto pytest's captured stderr; undo it afterwards."""
+    import structlog
+
+    from cmis_core import logs
+
+    config = structlog.get_config()
+    configured = logs._configured
+    yield
+    structlog.configure(**config)
+    logs._configured = configured
 
 
 @pytest.fixture

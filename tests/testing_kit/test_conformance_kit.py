@@ -47,6 +47,8 @@ SECTION_TESTS = {
     "test_sync_every_record_arrives_once",
     "test_sync_records_are_valid",
     "test_sync_children_belong_to_read_accounts",
+    "test_sync_engine_full_then_incremental",
+    "test_sync_engine_resumes_a_run_cut_short",
 }
 
 
@@ -92,7 +94,14 @@ def test_the_example_plugin_passes_every_section(pytester: pytest.Pytester) -> N
                 "test_webhooks_service_refuses_a_forged_delivery",
             },
         ),
-        ("FIRST_PAGE_ONLY", {"test_sync_every_record_arrives_once"}),
+        (
+            "FIRST_PAGE_ONLY",
+            {
+                "test_sync_every_record_arrives_once",
+                "test_sync_engine_full_then_incremental",
+                "test_sync_engine_resumes_a_run_cut_short",
+            },
+        ),
         ("EXPIRED_IS_TRANSIENT", {"test_auth_expired_access_token_is_token_rejected"}),
     ],
 )
