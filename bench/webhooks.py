@@ -86,8 +86,23 @@ def environ(db: TestDatabase, log_level: str) -> dict[str, str]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its child processes (uvicorn workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        this, parent = int(stat.parent.name), int(fields[1])
+        if this == pid or parent == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @contextmanager
-def serving(db: TestDatabase, *, workers: int, log_level: str) -> Iterator[str]:
+def serving(db: TestDatabase, *, workers: int, log_level: str) -> Iterator[tuple[str, int]]:
     port = free_port()
     proc = subprocess.Popen(
         [str(VENV_BIN / "cmis"), "serve", "--port", str(port), "--workers", str(workers)],
@@ -106,7 +121,7 @@ def serving(db: TestDatabase, *, workers: int, log_level: str) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("cmis serve did not start") from None
                 time.sleep(0.1)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(20)
@@ -124,19 +139,47 @@ def throughput(
     db: TestDatabase, wrk: str, *, duration: int, connections: int, workers: int, log_level: str
 ) -> dict[str, Any]:
     before = count(db)
-    with serving(db, workers=workers, log_level=log_level) as base:
+    with serving(db, workers=workers, log_level=log_level) as (base, pid):
         # a short warm-up (JIT of the Lua, connection pools), not counted
         subprocess.run(
-            [wrk, "-t2", "-c8", "-d2s", "-s", str(HERE / "webhooks.lua"), f"{base}/webhooks/example",
-             "--", SECRET, "warm"],
-            check=True, capture_output=True, text=True,
+            [
+                wrk,
+                "-t2",
+                "-c8",
+                "-d2s",
+                "-s",
+                str(HERE / "webhooks.lua"),
+                f"{base}/webhooks/example",
+                "--",
+                SECRET,
+                "warm",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         warm = count(db)
+        cpu_before = cpu_seconds(pid)
         out = subprocess.run(
-            [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-             "-s", str(HERE / "webhooks.lua"), f"{base}/webhooks/example", "--", SECRET, "run"],
-            check=True, capture_output=True, text=True,
+            [
+                wrk,
+                "-t2",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--timeout",
+                "5s",
+                "-s",
+                str(HERE / "webhooks.lua"),
+                f"{base}/webhooks/example",
+                "--",
+                SECRET,
+                "run",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
+        cpu = cpu_seconds(pid) - cpu_before
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     stats = json.loads(line.removeprefix("WRK_JSON "))
     stored = count(db) - warm
@@ -152,6 +195,8 @@ def throughput(
         "p90_ms": round(stats["p90_us"] / 1000, 2),
         "p99_ms": round(stats["p99_us"] / 1000, 2),
         "max_ms": round(stats["max_us"] / 1000, 1),
+        "server_cpu_s": round(cpu, 1),
+        "server_cpu_us_per_delivery": round(cpu / max(stored, 1) * 1e6),
     }
 
 
@@ -177,7 +222,6 @@ def add_route(db: TestDatabase) -> None:
 
 async def send_burst(base: str, total: int, concurrency: int) -> dict[str, int]:
     import httpx2
-
     from cmis_example.webhooks import SCHEME
 
     statuses: dict[str, int] = {}
@@ -205,7 +249,9 @@ async def send_burst(base: str, total: int, concurrency: int) -> dict[str, int]:
                 "x-example-signature": SCHEME.sign(SECRET, body, timestamp=ts),
             }
             for _ in range(5):  # a platform retries what was not acknowledged
-                answer = await client.post(f"{base}/webhooks/example", content=body, headers=headers)
+                answer = await client.post(
+                    f"{base}/webhooks/example", content=body, headers=headers
+                )
                 if answer.status_code == 200:
                     key = answer.json()["status"]
                     break
@@ -223,7 +269,7 @@ def burst(db: TestDatabase, *, total: int, workers: int, log_level: str) -> dict
     add_route(db)
     before = count(db)
     started = time.perf_counter()
-    with serving(db, workers=workers, log_level=log_level) as base:
+    with serving(db, workers=workers, log_level=log_level) as (base, _):
         statuses = asyncio.run(send_burst(base, total, 64))
     sent_s = time.perf_counter() - started
     stored = count(db) - before
@@ -277,9 +323,7 @@ def database(backend: str) -> Iterator[TestDatabase]:
             open_store(db.settings()).close()  # migrate before the service starts
             yield db
             return
-        with new_postgres_template() as template, new_postgres_database(
-            template, Path(home)
-        ) as db:
+        with new_postgres_template() as template, new_postgres_database(template, Path(home)) as db:
             yield db
 
 
@@ -310,7 +354,9 @@ def main() -> None:
             results[backend] = {"throughput": result}
         if not args.skip_burst:
             with database(backend) as db:
-                outcome = burst(db, total=args.burst, workers=args.workers, log_level=args.log_level)
+                outcome = burst(
+                    db, total=args.burst, workers=args.workers, log_level=args.log_level
+                )
                 print(backend, "burst", json.dumps(outcome), flush=True)
                 results[backend]["burst"] = outcome
     print(json.dumps(results, indent=2))
