@@ -108,6 +108,35 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         default="enabled",
     ),
     Setting(name="CMIS_CELERY_BROKER_URL", help="Celery broker (Redis or RabbitMQ).", secret=True),
+    Setting(
+        name="CMIS_CELERY_QUEUE",
+        help="Queue `cmis run --executor celery` sends to and `cmis worker` reads; "
+        "on Redis also the prefix of every broker key (`<queue>:`).",
+        default="cmis",
+    ),
+    Setting(
+        name="CMIS_CELERY_VISIBILITY_TIMEOUT",
+        help="Seconds Redis waits before it delivers an unacknowledged task again "
+        "(a lost worker's task); keep it above your longest sync.",
+        default="3600",
+    ),
+    Setting(
+        name="CMIS_RUN_CONCURRENCY",
+        help="Integrations one `cmis run` or `cmis sync` works on at once.",
+        default="2",
+    ),
+    Setting(
+        name="CMIS_RUN_QUEUED_SECONDS",
+        help="Seconds an enqueued integration stays marked, so no other `cmis run` enqueues "
+        "it again; a lost task's work is enqueued again after it.",
+        default="3600",
+    ),
+    Setting(
+        name="CMIS_SYNC_LOCK_SECONDS",
+        help="SQLite: seconds the per-integration lock lease lasts (renewed every third); "
+        "a holder killed on this host frees it at once.",
+        default="60",
+    ),
     Setting(name="CMIS_PLUGINS", help="Comma-separated allow-list of plugins to load."),
     Setting(name="CMIS_PLUGINS_DISABLED", help="Comma-separated plugins never to load."),
     Setting(

@@ -44,6 +44,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "webhooks": ("cmis_core.cli.webhooks:webhooks", "The webhook inbox."),
     "leads": ("cmis_core.cli.leads:leads", "Leads."),
+    "sync": (
+        "cmis_core.cli.sync:sync",
+        "Refresh tokens and sync ORG's integrations now, then exit.",
+    ),
+    "run": (
+        "cmis_core.cli.run:run",
+        "Do the work that is due (refreshes, syncs, inbox, purges), then exit.",
+    ),
+    "worker": (
+        "cmis_core.cli.worker:worker",
+        "Run a Celery worker for cmis's tasks (needs PostgreSQL and CMIS_CELERY_BROKER_URL).",
+    ),
+    "demo": (
+        "cmis_core.cli.demo:demo",
+        "Connect every installed platform to its sandbox, receive webhooks, sync, and show it.",
+    ),
 }
 
 
