@@ -144,7 +144,7 @@ class WebhookVerifier(Protocol):
 class WebhookExpander(Protocol):
     """Optional, on a :class:`WebhookVerifier`: fetch what an event only names.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1
 
     The inbox processor applies each parsed :class:`~cmis_core.types.WebhookEvent` of kind
     ``lead`` by storing the lead records it stands for. It finds them, in this order:
