@@ -136,7 +136,14 @@ def count(db: TestDatabase, **where: Any) -> int:
 
 
 def throughput(
-    db: TestDatabase, wrk: str, *, duration: int, connections: int, workers: int, log_level: str
+    db: TestDatabase,
+    wrk: str,
+    *,
+    duration: int,
+    connections: int,
+    workers: int,
+    log_level: str,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     before = count(db)
     with serving(db, workers=workers, log_level=log_level) as (base, pid):
@@ -160,6 +167,16 @@ def throughput(
         )
         warm = count(db)
         cpu_before = cpu_seconds(pid)
+        spy = (
+            subprocess.Popen(
+                [str(VENV_BIN / "py-spy"), "record", "-p", str(pid), "-o", profile,
+                 "--format", "raw", "-d", str(duration), "-r", "200"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if profile
+            else None
+        )
         out = subprocess.run(
             [
                 wrk,
@@ -180,6 +197,8 @@ def throughput(
             text=True,
         ).stdout
         cpu = cpu_seconds(pid) - cpu_before
+        if spy is not None:
+            spy.wait(60)
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     stats = json.loads(line.removeprefix("WRK_JSON "))
     stored = count(db) - warm
@@ -336,6 +355,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--skip-burst", action="store_true")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="py-spy the service during the run (collapsed stacks)"
+    )
     args = parser.parse_args()
     wrk = find_wrk()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -349,6 +371,7 @@ def main() -> None:
                 connections=args.connections,
                 workers=args.workers,
                 log_level=args.log_level,
+                profile=args.profile and f"{args.profile}.{backend}",
             )
             print(backend, "throughput", json.dumps(result), flush=True)
             results[backend] = {"throughput": result}

@@ -29,6 +29,19 @@ def mask_query(query: bytes | str) -> str:
     return urlencode(masked, safe="*")
 
 
+def log_access(scope: Scope, status: int, started: float) -> None:
+    """The ``http.access`` line of one request (``started``: its ``time.perf_counter()``)."""
+    query = scope.get("query_string", b"")
+    log.info(
+        "http.access",
+        method=scope.get("method"),
+        path=scope.get("path"),
+        query=mask_query(query) if query else None,
+        status=status,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+
+
 class AccessLogMiddleware:
     """Pure ASGI middleware: logs each HTTP request once, after the response starts."""
 
@@ -50,12 +63,4 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            query = scope.get("query_string", b"")
-            log.info(
-                "http.access",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                query=mask_query(query) if query else None,
-                status=status["code"],
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            log_access(scope, status["code"], started)
