@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from cmis_core.factory import Registry, get_registry
-from cmis_core.service.access_log import AccessLogMiddleware, log_access
+from cmis_core.service.access_log import AccessLog, AccessLogMiddleware
 from cmis_core.service.state import ServiceState
 from cmis_core.service.webhook_routes import RECEIVER, WebhookEndpoint
 from cmis_core.settings import Settings
@@ -61,6 +61,7 @@ class ServiceApp(Starlette):
     """The starlette app, with ``/webhooks/{platform}`` served on a short path."""
 
     webhooks: WebhookEndpoint | None = None
+    access_log: AccessLog = AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.webhooks is not None:
@@ -79,7 +80,7 @@ class ServiceApp(Starlette):
         try:
             status = await self.webhooks.serve(scope, receive, send, platform)
         finally:
-            log_access(scope, status, started)
+            self.access_log(scope, status, started)
 
 
 def create_app(
@@ -108,13 +109,15 @@ def create_app(
         if owns_store:
             state.store.close()
 
+    access_log = AccessLog(settings.access_log_every)
     app = ServiceApp(
         routes=routes,
-        middleware=[Middleware(AccessLogMiddleware)],
+        middleware=[Middleware(AccessLogMiddleware, access_log=access_log)],
         exception_handlers={404: _not_found, 405: _method_not_allowed, 500: _server_error},
         lifespan=lifespan,
     )
     app.state.cmis = state
+    app.access_log = access_log
     receiver = state.shared.get(RECEIVER)
     if receiver is not None:
         app.webhooks = WebhookEndpoint(receiver)

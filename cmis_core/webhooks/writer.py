@@ -292,6 +292,8 @@ class SqliteInboxWriter(_BatchingWriter):
         return await loop.run_in_executor(self._executor, self._write_sync, list(batch))
 
     async def close(self) -> None:
+        if self._closed and not self._tasks and self._conn is None:
+            return
         await self._stop_tasks()
 
         def shut() -> None:
