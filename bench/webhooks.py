@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -36,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from cmis_core.store import open_store
 from cmis_core.store.tables import integrations, routes, webhook_events
@@ -84,6 +85,35 @@ def environ(db: TestDatabase, log_level: str) -> dict[str, str]:
         "CMIS_LOG_LEVEL": log_level,
         "CMIS_LOG_FORMAT": "json",
     }
+
+
+def proc_cpu(pids: list[int]) -> float:
+    """User + system CPU of ``pids`` (those still running), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def backend_pids(db: TestDatabase) -> list[int]:
+    """The PostgreSQL backends serving ``db`` (the service's inbox writers), if PostgreSQL."""
+    if db.backend not in ("postgres", "postgresql"):
+        return []
+    with open_store(db.settings()) as store, store.system(write=False) as conn:
+        rows = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        return [int(r) for r in rows]
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cpu_seconds(pid: int) -> float:
@@ -166,11 +196,27 @@ def throughput(
             text=True,
         )
         warm = count(db)
+        pg_pids = backend_pids(db)
+        load = os.getloadavg()
+        pg_before = proc_cpu(pg_pids)
+        wrk_before = children_cpu()
         cpu_before = cpu_seconds(pid)
         spy = (
             subprocess.Popen(
-                [str(VENV_BIN / "py-spy"), "record", "-p", str(pid), "-o", profile,
-                 "--format", "raw", "-d", str(duration), "-r", "200"],
+                [
+                    str(VENV_BIN / "py-spy"),
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-o",
+                    profile,
+                    "--format",
+                    "raw",
+                    "-d",
+                    str(duration),
+                    "-r",
+                    "200",
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -197,6 +243,8 @@ def throughput(
             text=True,
         ).stdout
         cpu = cpu_seconds(pid) - cpu_before
+        wrk_cpu = children_cpu() - wrk_before
+        pg_cpu = proc_cpu(pg_pids) - pg_before
         if spy is not None:
             spy.wait(60)
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
@@ -216,6 +264,13 @@ def throughput(
         "max_ms": round(stats["max_us"] / 1000, 1),
         "server_cpu_s": round(cpu, 1),
         "server_cpu_us_per_delivery": round(cpu / max(stored, 1) * 1e6),
+        "server_cores": round(cpu / seconds, 2),
+        "wrk_cpu_us_per_delivery": round(wrk_cpu / max(stored, 1) * 1e6),
+        "postgres_backends_cpu_us_per_delivery": round(pg_cpu / max(stored, 1) * 1e6)
+        if pg_pids
+        else None,
+        "load_average_before": [round(x, 2) for x in load],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
