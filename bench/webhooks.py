@@ -17,6 +17,11 @@ package (``apt-get install -y wrk``) and says so.
 
     python bench/webhooks.py [--backend sqlite|postgres|both] [--duration 60]
         [--connections 64] [--workers 1] [--burst 10000] [--log-level warning]
+        [--skip-burst] [--profile FILE]
+
+CPU per delivery is reported for the service (its process and workers), wrk and the
+PostgreSQL backends of the bench database, from /proc. ``--profile`` runs ``py-spy record``
+(``pip install py-spy``) on the service during the run and writes collapsed stacks.
 """
 
 from __future__ import annotations
