@@ -17,6 +17,11 @@ package (``apt-get install -y wrk``) and says so.
 
     python bench/webhooks.py [--backend sqlite|postgres|both] [--duration 60]
         [--connections 64] [--workers 1] [--burst 10000] [--log-level warning]
+        [--skip-burst] [--profile FILE]
+
+CPU per delivery is reported for the service (its process and workers), wrk and the
+PostgreSQL backends of the bench database, from /proc. ``--profile`` runs ``py-spy record``
+(``pip install py-spy``) on the service during the run and writes collapsed stacks.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -36,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from cmis_core.store import open_store
 from cmis_core.store.tables import integrations, routes, webhook_events
@@ -84,6 +90,35 @@ def environ(db: TestDatabase, log_level: str) -> dict[str, str]:
         "CMIS_LOG_LEVEL": log_level,
         "CMIS_LOG_FORMAT": "json",
     }
+
+
+def proc_cpu(pids: list[int]) -> float:
+    """User + system CPU of ``pids`` (those still running), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def backend_pids(db: TestDatabase) -> list[int]:
+    """The PostgreSQL backends serving ``db`` (the service's inbox writers), if PostgreSQL."""
+    if db.backend not in ("postgres", "postgresql"):
+        return []
+    with open_store(db.settings()) as store, store.system(write=False) as conn:
+        rows = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        return [int(r) for r in rows]
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cpu_seconds(pid: int) -> float:
@@ -136,7 +171,14 @@ def count(db: TestDatabase, **where: Any) -> int:
 
 
 def throughput(
-    db: TestDatabase, wrk: str, *, duration: int, connections: int, workers: int, log_level: str
+    db: TestDatabase,
+    wrk: str,
+    *,
+    duration: int,
+    connections: int,
+    workers: int,
+    log_level: str,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     before = count(db)
     with serving(db, workers=workers, log_level=log_level) as (base, pid):
@@ -159,7 +201,33 @@ def throughput(
             text=True,
         )
         warm = count(db)
+        pg_pids = backend_pids(db)
+        load = os.getloadavg()
+        pg_before = proc_cpu(pg_pids)
+        wrk_before = children_cpu()
         cpu_before = cpu_seconds(pid)
+        spy = (
+            subprocess.Popen(
+                [
+                    str(VENV_BIN / "py-spy"),
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-o",
+                    profile,
+                    "--format",
+                    "raw",
+                    "-d",
+                    str(duration),
+                    "-r",
+                    "200",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if profile
+            else None
+        )
         out = subprocess.run(
             [
                 wrk,
@@ -180,6 +248,10 @@ def throughput(
             text=True,
         ).stdout
         cpu = cpu_seconds(pid) - cpu_before
+        wrk_cpu = children_cpu() - wrk_before
+        pg_cpu = proc_cpu(pg_pids) - pg_before
+        if spy is not None:
+            spy.wait(60)
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     stats = json.loads(line.removeprefix("WRK_JSON "))
     stored = count(db) - warm
@@ -197,6 +269,13 @@ def throughput(
         "max_ms": round(stats["max_us"] / 1000, 1),
         "server_cpu_s": round(cpu, 1),
         "server_cpu_us_per_delivery": round(cpu / max(stored, 1) * 1e6),
+        "server_cores": round(cpu / seconds, 2),
+        "wrk_cpu_us_per_delivery": round(wrk_cpu / max(stored, 1) * 1e6),
+        "postgres_backends_cpu_us_per_delivery": round(pg_cpu / max(stored, 1) * 1e6)
+        if pg_pids
+        else None,
+        "load_average_before": [round(x, 2) for x in load],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -336,6 +415,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--skip-burst", action="store_true")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="py-spy the service during the run (collapsed stacks)"
+    )
     args = parser.parse_args()
     wrk = find_wrk()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -349,6 +431,7 @@ def main() -> None:
                 connections=args.connections,
                 workers=args.workers,
                 log_level=args.log_level,
+                profile=args.profile and f"{args.profile}.{backend}",
             )
             print(backend, "throughput", json.dumps(result), flush=True)
             results[backend] = {"throughput": result}

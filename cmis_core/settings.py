@@ -324,6 +324,7 @@ class Settings:
     log_format: str | None
     log_level: str
     environ: Mapping[str, str] = attrs.field(repr=False)
+    access_log_every: int = 1
     token_refresh_window: int = 600
     token_lease_seconds: int = 30
     token_refresh_attempts: int = 3
@@ -389,6 +390,9 @@ class Settings:
             log_format=log_format,
             log_level=(get("CMIS_LOG_LEVEL") or "info").lower(),
             environ=env,
+            access_log_every=max(
+                1, _int("CMIS_ACCESS_LOG_EVERY", get("CMIS_ACCESS_LOG_EVERY") or "1")
+            ),
             token_refresh_window=_int(
                 "CMIS_TOKEN_REFRESH_WINDOW", get("CMIS_TOKEN_REFRESH_WINDOW") or "600"
             ),

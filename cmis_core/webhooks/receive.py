@@ -1,9 +1,11 @@
 """Receiving one delivery: read with limits, handshake, verify, store, answer.
 
 :class:`Receiver` holds what the webhook routes share (registry, settings, inbox writer,
-metrics). Every refusal is a :class:`~cmis_core.errors.WebhookRejected` with an HTTP
-status and a ``reason`` label, counted and logged once (platform, reason, status: never
-the body, a header value or a secret). The answers:
+metrics); it reads the body from an ASGI ``receive`` callable and returns an
+:class:`Answer`, whatever the web framework around it. Every refusal is a
+:class:`~cmis_core.errors.WebhookRejected` with an HTTP status and a ``reason`` label,
+counted and logged once (platform, reason, status: never the body, a header value or a
+secret). The answers:
 
 ===  =====================================================================
 200  handshake answered; delivery stored; redelivery of a stored delivery
@@ -25,12 +27,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import attrs
 import structlog
 
-from cmis_core.contract import WebhookVerifier
+from cmis_core.contract import Receive, WebhookVerifier
 from cmis_core.errors import (
     ConfigurationError,
     PluginError,
@@ -38,8 +40,9 @@ from cmis_core.errors import (
     WebhookRejected,
 )
 from cmis_core.factory import Registry
-from cmis_core.settings import Settings
+from cmis_core.settings import PlatformSettings, Settings
 from cmis_core.types import WebhookRequest, WebhookResponse
+from cmis_core.webhooks.deadlines import Deadlines
 from cmis_core.webhooks.delivery import Delivery, kept_headers
 from cmis_core.webhooks.metrics import UNKNOWN_PLATFORM, WebhookMetrics, label
 from cmis_core.webhooks.writer import InboxUnavailable, InboxWriter
@@ -64,11 +67,20 @@ def _json(status: int, text: str, **headers: str) -> Answer:
     return Answer(status=status, body=text.encode(), headers=headers)
 
 
+STORED = Answer(status=200, body=b'{"status":"stored"}', outcome="stored")
+DUPLICATE = Answer(status=200, body=b'{"status":"duplicate"}', outcome="duplicate")
+
+
 async def read_body(
-    chunks: AsyncIterator[bytes], *, declared: str | None, limit: int, seconds: float
+    receive: Receive,
+    *,
+    declared: str | None,
+    limit: int,
+    seconds: float,
+    deadlines: Deadlines | None = None,
 ) -> bytes:
-    """The whole body, refused as soon as it is known to exceed ``limit`` (413) or when
-    it takes longer than ``seconds`` to arrive (408)."""
+    """The whole body from ASGI ``receive``, refused as soon as it is known to exceed
+    ``limit`` (413) or when it takes longer than ``seconds`` to arrive (408)."""
     if declared is not None:
         try:
             length = int(declared)
@@ -76,20 +88,41 @@ async def read_body(
             raise WebhookRejected("bad Content-Length", status=400, reason="malformed") from None
         if length > limit:
             raise WebhookRejected("body over the limit", status=413, reason="body_too_large")
-    body = bytearray()
+    deadlines = deadlines or Deadlines()
+    task = deadlines.watch(seconds)
     try:
-        async with asyncio.timeout(seconds):
-            async for chunk in chunks:
-                body += chunk
-                if len(body) > limit:
+        return await _collect(receive, limit)
+    except asyncio.CancelledError:
+        if deadlines.done(task):
+            raise WebhookRejected(
+                "body not received in time", status=408, reason="body_timeout"
+            ) from None
+        raise
+    finally:
+        deadlines.done(task)
+
+
+async def _collect(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    parts: bytearray | None = None
+    while True:
+        if message["type"] == "http.disconnect":
+            raise WebhookRejected("the sender went away", status=400, reason="client_gone")
+        chunk: bytes = message.get("body", b"")
+        if parts is None:
+            if not message.get("more_body", False):  # the usual case: one message
+                if len(chunk) > limit:
                     raise WebhookRejected(
                         "body over the limit", status=413, reason="body_too_large"
                     )
-    except TimeoutError:
-        raise WebhookRejected(
-            "body not received in time", status=408, reason="body_timeout"
-        ) from None
-    return bytes(body)
+                return bytes(chunk)
+            parts = bytearray()
+        parts += chunk
+        if len(parts) > limit:
+            raise WebhookRejected("body over the limit", status=413, reason="body_too_large")
+        if not message.get("more_body", False):
+            return bytes(parts)
+        message = await receive()
 
 
 class Receiver:
@@ -108,6 +141,8 @@ class Receiver:
         self.writer = writer
         self.metrics = metrics or WebhookMetrics()
         self._verifiers: dict[str, WebhookVerifier] = {}
+        self._platform_settings: dict[str, PlatformSettings] = {}
+        self._deadlines = Deadlines()
 
     async def receive(
         self,
@@ -117,9 +152,10 @@ class Receiver:
         path: str,
         query: Mapping[str, str],
         headers: Mapping[str, str],
-        body: AsyncIterator[bytes],
+        body: Receive,
     ) -> Answer:
-        """Answer one request to ``/webhooks/{platform}``."""
+        """Answer one request to ``/webhooks/{platform}`` (``headers`` lower-cased,
+        ``body`` the ASGI ``receive`` to read the body from)."""
         started = time.perf_counter()
         metric_platform = platform
         try:
@@ -144,13 +180,14 @@ class Receiver:
                     declared=headers.get("content-length"),
                     limit=self.settings.webhook_max_body,
                     seconds=self.settings.webhook_body_timeout,
+                    deadlines=self._deadlines,
                 )
             request = WebhookRequest(
                 platform=platform,
                 method=method,
                 path=path,
-                query=dict(query),
-                headers=dict(headers),
+                query=query,
+                headers=headers,
                 body=raw,
                 received_at=dt.datetime.now(dt.UTC),
             )
@@ -165,9 +202,9 @@ class Receiver:
                     "the inbox is unavailable", status=503, reason="inbox_unavailable"
                 ) from None
             self.metrics.observe(platform, time.perf_counter() - started)
-            outcome = "stored" if new else "duplicate"
-            self.metrics.delivered(platform, outcome)
-            return _json(200, f'{{"status":"{outcome}"}}')
+            answer = STORED if new else DUPLICATE
+            self.metrics.delivered(platform, answer.outcome)
+            return answer
         except WebhookRejected as exc:
             reason = label(exc.reason)
             self.metrics.rejected(metric_platform, reason, exc.status)
@@ -192,7 +229,11 @@ class Receiver:
         self, verifier: WebhookVerifier, request: WebhookRequest
     ) -> Answer | None:
         """The handshake's answer, or None once the delivery is verified (raises otherwise)."""
-        settings = self.settings.platform(request.platform)
+        settings = self._platform_settings.get(request.platform)
+        if settings is None:
+            settings = self._platform_settings[request.platform] = self.settings.platform(
+                request.platform
+            )
         try:
             shake: WebhookResponse | None = verifier.handshake(request, settings)
             if shake is not None:

@@ -8,18 +8,27 @@ is written at once, a burst shares its fsyncs). ``store`` answers ``True`` for a
 :class:`InboxUnavailable` when the database did not confirm the commit in time: the
 service then answers 503 and the platform retries, so nothing is acknowledged unstored.
 
-- PostgreSQL: psycopg 3 async connections (``writers`` of them, default 2), one
-  ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING`` per batch, in
-  autocommit, with the server's ``synchronous_commit`` (on by default).
+- PostgreSQL: psycopg 3 async connections (``writers`` of them, default 2), one prepared
+  ``INSERT ... SELECT FROM jsonb_to_recordset(%s) ON CONFLICT DO NOTHING RETURNING`` per
+  batch, in autocommit, with the server's ``synchronous_commit`` (on by default). The
+  batch travels as one JSON document (body in base64): psycopg adapts arrays in Python,
+  about 80 µs per delivery for the five columns, where ``json.dumps`` takes a few.
 - SQLite: one writer thread owning one connection (``synchronous = FULL``, so a commit
-  survives a power cut too), ``BEGIN IMMEDIATE`` ... ``COMMIT`` per batch.
+  survives a power cut too), ``BEGIN IMMEDIATE``, one multi-row ``INSERT ... RETURNING``,
+  ``COMMIT`` per batch.
+
+The wait for the commit is bounded with :class:`~cmis_core.webhooks.deadlines.Deadlines`
+(no timer per delivery).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
+import datetime as dt
+import functools
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -27,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from cmis_core.webhooks.deadlines import Deadlines
 from cmis_core.webhooks.delivery import Delivery
 
 if TYPE_CHECKING:
@@ -38,6 +48,8 @@ log = structlog.get_logger(__name__)
 
 MAX_BATCH = 512
 MAX_PENDING = 20_000
+# rows per SQLite INSERT statement: 5 parameters each, under SQLite's oldest limit of 999
+SQLITE_ROWS_PER_INSERT = 128
 
 
 class InboxUnavailable(Exception):
@@ -69,6 +81,7 @@ class _BatchingWriter:
         self._queue: asyncio.Queue[_Item] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._deadlines = Deadlines()
 
     def _ensure_started(self) -> asyncio.Queue[_Item]:
         if self._queue is None:
@@ -87,11 +100,16 @@ class _BatchingWriter:
             raise InboxUnavailable("too many deliveries waiting for the database")
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         queue.put_nowait((delivery, future))
-        try:
-            async with asyncio.timeout(within):  # a timed-out delivery may still be written:
-                return await future  # its redelivery is then a duplicate, never lost
-        except TimeoutError:
-            raise InboxUnavailable("the inbox commit took too long") from None
+        deadlines = self._deadlines
+        task = deadlines.watch(within)
+        try:  # a timed-out delivery may still be written: its redelivery is then a duplicate
+            new = await future
+        except asyncio.CancelledError:
+            if deadlines.done(task):
+                raise InboxUnavailable("the inbox commit took too long") from None
+            raise
+        deadlines.done(task)
+        return new
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -152,6 +170,16 @@ def _headers_json(delivery: Delivery) -> str:
     return json.dumps(dict(delivery.headers), separators=(",", ":"), sort_keys=True)
 
 
+_PG_INSERT = (
+    "INSERT INTO webhook_events"
+    " (platform, dedupe_key, received_at, headers, body, status, attempts)"
+    " SELECT t.p, t.k, t.r, t.h, decode(t.b, 'base64'), 'received', 0"
+    " FROM jsonb_to_recordset(%s::jsonb) AS t(p varchar, k varchar, r timestamptz, h jsonb, b text)"
+    " ON CONFLICT (platform, dedupe_key) DO NOTHING"
+    " RETURNING platform, dedupe_key"
+)
+
+
 class PostgresInboxWriter(_BatchingWriter):
     """Group commit on PostgreSQL through psycopg 3 async connections."""
 
@@ -176,26 +204,21 @@ class PostgresInboxWriter(_BatchingWriter):
 
     async def _write(self, batch: Sequence[Delivery]) -> list[bool]:
         firsts = _firsts(batch)
-        unique = [d for d, first in zip(batch, firsts, strict=True) if first]
+        rows = [
+            {
+                "p": d.platform,
+                "k": d.dedupe_key,
+                "r": d.received_at.isoformat(),
+                "h": d.headers,
+                "b": base64.b64encode(d.body).decode("ascii"),
+            }
+            for d, first in zip(batch, firsts, strict=True)
+            if first
+        ]
+        document = json.dumps(rows, separators=(",", ":"))
         conn = await self._connection()
         try:
-            cursor = await conn.execute(
-                "INSERT INTO webhook_events"
-                " (platform, dedupe_key, received_at, headers, body, status, attempts)"
-                " SELECT p, k, r, h, b, 'received', 0"
-                " FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[],"
-                " %s::jsonb[], %s::bytea[]) AS t(p, k, r, h, b)"
-                " ON CONFLICT (platform, dedupe_key) DO NOTHING"
-                " RETURNING platform, dedupe_key",
-                (
-                    [d.platform for d in unique],
-                    [d.dedupe_key for d in unique],
-                    [d.received_at for d in unique],
-                    [_headers_json(d) for d in unique],
-                    [d.body for d in unique],
-                ),
-                prepare=True,
-            )
+            cursor = await conn.execute(_PG_INSERT, (document,), prepare=True)
             inserted = {(r[0], r[1]) for r in await cursor.fetchall()}
         except BaseException:
             await conn.close()
@@ -239,24 +262,18 @@ class SqliteInboxWriter(_BatchingWriter):
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
-        out: list[bool] = []
+        firsts = _firsts(batch)
+        unique = [d for d, first in zip(batch, firsts, strict=True) if first]
+        inserted: set[tuple[str, str]] = set()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for d in batch:
-                cursor = conn.execute(
-                    "INSERT INTO webhook_events"
-                    " (platform, dedupe_key, received_at, headers, body, status, attempts)"
-                    " VALUES (?, ?, ?, ?, ?, 'received', 0)"
-                    " ON CONFLICT (platform, dedupe_key) DO NOTHING",
-                    (
-                        d.platform,
-                        d.dedupe_key,
-                        _sqlite_time(d),
-                        _headers_json(d),
-                        d.body,
-                    ),
-                )
-                out.append(cursor.rowcount == 1)
+            for start in range(0, len(unique), SQLITE_ROWS_PER_INSERT):
+                chunk = unique[start : start + SQLITE_ROWS_PER_INSERT]
+                params: list[Any] = []
+                for d in chunk:
+                    params += (d.platform, d.dedupe_key, _sqlite_time(d), _headers_json(d), d.body)
+                cursor = conn.execute(_sqlite_insert(len(chunk)), params)
+                inserted.update((r[0], r[1]) for r in cursor.fetchall())
             conn.execute("COMMIT")
         except BaseException:
             try:
@@ -265,13 +282,18 @@ class SqliteInboxWriter(_BatchingWriter):
                 conn.close()
                 self._conn = None
             raise
-        return out
+        return [
+            first and (d.platform, d.dedupe_key) in inserted
+            for d, first in zip(batch, firsts, strict=True)
+        ]
 
     async def _write(self, batch: Sequence[Delivery]) -> list[bool]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._write_sync, list(batch))
 
     async def close(self) -> None:
+        if self._closed and not self._tasks and self._conn is None:
+            return
         await self._stop_tasks()
 
         def shut() -> None:
@@ -283,10 +305,23 @@ class SqliteInboxWriter(_BatchingWriter):
         self._executor.shutdown(wait=True)
 
 
+_SQLITE_INSERT = (
+    "INSERT INTO webhook_events"
+    " (platform, dedupe_key, received_at, headers, body, status, attempts)"
+    " VALUES {values} ON CONFLICT (platform, dedupe_key) DO NOTHING"
+    " RETURNING platform, dedupe_key"
+)
+
+
+@functools.lru_cache(maxsize=SQLITE_ROWS_PER_INSERT)
+def _sqlite_insert(rows: int) -> str:
+    """One ``INSERT`` of ``rows`` deliveries, returning the keys it inserted."""
+    values = ", ".join(["(?, ?, ?, ?, ?, 'received', 0)"] * rows)
+    return _SQLITE_INSERT.format(values=values)
+
+
 def _sqlite_time(delivery: Delivery) -> str:
     # the format SQLAlchemy's SQLite DateTime writes (naive UTC), so reads and compares agree
-    import datetime as dt
-
     return delivery.received_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
