@@ -246,12 +246,13 @@ class Engine:
                 )
             base = []
         else:
-            base = {
+            tables: dict[str, Callable[[int], Sequence[Row]]] = {
                 "campaign": accounts.campaigns,
                 "ad_group": accounts.ad_groups,
                 "ad_group_ad": accounts.ads,
                 "asset": accounts.assets,
-            }[resource](cid)
+            }
+            base = tables[resource](cid)
         date_conditions = query.condition("segments.date")
         others = [c for c in query.where if c.field != "segments.date"]
         dated = any(f == "segments.date" or f.startswith("metrics.") for f in query.fields)
