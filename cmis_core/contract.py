@@ -193,10 +193,21 @@ class Page:
     ``partitions`` receives next time. A stream uses it to checkpoint mid-partition, e.g.
     an in-flight report job (``{"inflight:" + partition.key: {"report_run_id": ...}}``) so
     an interrupted run picks the job up instead of starting another, or a watermark.
+
+    ``routes``, when set, are ``(kind, external_id)`` pairs this page makes known, so that
+    webhook events about them reach this organisation and integration: ``kind`` is
+    ``"page"``, ``"ad_account"``, ``"form"`` or ``"customer"``, the id in the form the
+    plugin's webhook events use as ``route_id``. They are stored with the page's records.
+    A stream uses them for objects it walks but does not store (Meta's pages and lead
+    forms, Google's lead form assets): ad accounts and the ``page_id`` / ``form_id`` of
+    lead records are routed without being listed here.
+
+    .. versionadded:: 0.2 ``routes``
     """
 
     records: list[Mapping[str, Any]] = attrs.field(repr=lambda v: f"<{len(v)} records>")
     state: Mapping[str, Any] | None = None
+    routes: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable

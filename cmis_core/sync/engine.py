@@ -12,7 +12,8 @@
 4. hands each page, mapped onto its table (:mod:`cmis_core.sync.writer`), to one writer
    through a queue of at most ``CMIS_SYNC_MAX_PAGES_IN_FLIGHT`` pages, so memory stays flat
    whatever the size of the account; the writer stores queued pages in one transaction:
-   their rows (bulk upsert), the state they carry and the partitions they complete;
+   their rows (bulk upsert), the state they carry, the partitions they complete and the
+   webhook routes they make known (``Page.routes``, ad accounts, leads' pages and forms);
 5. closes the run row and tells the ``cmis_on_sync_finished`` observers.
 
 Errors, by type: a throttle (``RateLimited``) that outlasts the HTTP client's retries is
@@ -66,7 +67,7 @@ from cmis_core.sync.result import (
     SyncResult,
 )
 from cmis_core.sync.versions import check_api_version
-from cmis_core.sync.writer import Batch, Mapper, disable_accounts, write_batch
+from cmis_core.sync.writer import Batch, Mapper, check_routes, disable_accounts, write_batch
 from cmis_core.types import EntityKind, PlatformContext, SyncFinishedEvent
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class _PageItem:
     entity: EntityKind
     rows: list[dict[str, Any]]
     state: Mapping[str, Any] | None
+    routes: list[tuple[str, str]] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -226,9 +228,10 @@ class _Writer:
                 counts[item.stream] += len(item.rows)
                 if item.state:
                     batch.add_state(item.stream, item.state)
+                batch.add_routes(item.routes)
             elif isinstance(item, _DoneItem):
                 batch.add_state(item.stream, {state.DONE + item.partition: {"run": item.run_id}})
-        if batch.rows or batch.state:
+        if batch.rows or batch.state or batch.routes:
             await asyncio.to_thread(self._write, batch)
         for name, n in counts.items():
             self.result.stream(name).records += n
@@ -411,10 +414,11 @@ class _Run:
             async for page in stream.read(self.ctx, partition):
                 rows = [mapper.to_row(record) for record in page.records]
                 changes = page.state
+                routes = check_routes(page.routes)
                 del page  # its records are mapped: keep one copy of a page in memory, not two
                 outcome.pages += 1
-                if rows or changes:
-                    await self.writer.put(_PageItem(name, mapper.entity, rows, changes))
+                if rows or changes or routes:
+                    await self.writer.put(_PageItem(name, mapper.entity, rows, changes, routes))
             await self.writer.put(_DoneItem(name, partition.key, self.result.run_id))
             done.add(partition.key)
             outcome.partitions += 1

@@ -9,7 +9,13 @@ float or a string in a ``*_micros`` field is refused, never rounded here.
 
 :func:`write_batch` is the one transaction that stores a batch: the rows of some pages,
 grouped by table and written with the bulk :func:`~cmis_core.store.upsert`, together with
-the stream state those pages carry (``Page.state``) and the partitions they complete.
+the stream state those pages carry (``Page.state``), the partitions they complete, and the
+webhook routes they make known (:func:`routes_of`): every ad account stored (kind
+``ad_account``), the ``page_id`` and ``form_id`` of every lead (``page``, ``form``), and
+the pairs pages list in ``Page.routes``. A route names the integration being synced; when
+the same id was routed elsewhere before, the last writer wins (in the same organisation
+the row is taken over; across organisations ``Store.route`` picks the route changed most
+recently).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy import Connection, Table, and_, delete, select, update
 from cmis_core.errors import Fatal
 from cmis_core.store import NATURAL_KEYS, current_org_id, tables, upsert
 from cmis_core.store.records import UpsertResult
+from cmis_core.store.tables import ROUTE_KINDS
 from cmis_core.types import EntityKind
 
 Record = Mapping[str, Any]
@@ -209,16 +216,46 @@ def natural_key(entity: EntityKind) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------- batches
 
 
+Route = tuple[str, str]  # (kind, external_id)
+# lead columns whose ids route webhooks, and the route kind of each
+LEAD_ROUTES = (("page_id", "page"), ("form_id", "form"))
+MAX_ROUTE_ID = 255
+
+
+def check_routes(routes: Iterable[Any]) -> list[Route]:
+    """``Page.routes`` as ``(kind, external_id)`` text pairs; ``Fatal`` for a bad one."""
+    out: list[Route] = []
+    for item in routes:
+        try:
+            kind, external_id = item
+        except (TypeError, ValueError):
+            raise Fatal(f"a route is a (kind, external_id) pair, got {item!r}") from None
+        if kind not in ROUTE_KINDS:
+            raise Fatal(f"route kind must be one of {', '.join(ROUTE_KINDS)}, got {kind!r}")
+        if isinstance(external_id, bool) or not isinstance(external_id, str | int):
+            raise Fatal(f"a {kind} route needs a text id, got {type(external_id).__name__}")
+        text = str(external_id)
+        if not text or len(text) > MAX_ROUTE_ID:
+            raise Fatal(f"a {kind} route id must be 1 to {MAX_ROUTE_ID} characters")
+        out.append((kind, text))
+    return out
+
+
 @attrs.define(kw_only=True)
 class Batch:
-    """What one transaction stores: rows by entity, state changes, partitions completed."""
+    """What one transaction stores: rows by entity, state changes, partitions completed,
+    and routes pages named (``Page.routes``, already checked)."""
 
     rows: dict[EntityKind, list[Row]] = attrs.field(factory=dict)
     # (stream, state key) -> value; None deletes the key
     state: dict[tuple[str, str], Any] = attrs.field(factory=dict)
+    routes: dict[Route, None] = attrs.field(factory=dict)  # an ordered set
 
     def add_rows(self, entity: EntityKind, rows: Iterable[Row]) -> None:
         self.rows.setdefault(entity, []).extend(rows)
+
+    def add_routes(self, routes: Iterable[Route]) -> None:
+        self.routes.update(dict.fromkeys(routes))
 
     def add_state(self, stream: str, changes: Mapping[str, Any]) -> None:
         for key, value in changes.items():
@@ -258,8 +295,45 @@ def write_batch(
         results[entity] = upsert(conn, table, rows, natural_key(entity))
         if new and on_new_accounts is not None:
             on_new_accounts(conn, new)
+    write_routes(conn, routes_of(batch), integration_id=integration_id, platform=platform)
     write_state(conn, batch.state, integration_id=integration_id)
     return results
+
+
+def routes_of(batch: Batch) -> list[Route]:
+    """The routes ``batch`` makes known: its ad accounts, its leads' pages and forms, and
+    the pages' own ``routes``; each once, sorted (a stable lock order)."""
+    found: set[Route] = set(batch.routes)
+    for row in batch.rows.get(EntityKind.AD_ACCOUNT, ()):
+        found.add(("ad_account", str(row["external_id"])))
+    for row in batch.rows.get(EntityKind.LEAD, ()):
+        for column, kind in LEAD_ROUTES:
+            value = row.get(column)
+            if value is not None and value != "":
+                found.add((kind, str(value)))
+    return sorted(r for r in found if len(r[1]) <= MAX_ROUTE_ID)
+
+
+def write_routes(
+    conn: Connection, routes: Iterable[Route], *, integration_id: int, platform: str
+) -> UpsertResult:
+    """Route webhooks about each ``(kind, external_id)`` to ``integration_id``.
+
+    An unchanged route is not written (its ``updated_at`` stays); a route of this
+    organisation held by another integration is taken over (last writer wins).
+    """
+    rows = [
+        {
+            "platform": platform,
+            "kind": kind,
+            "external_id": external_id,
+            "integration_id": integration_id,
+        }
+        for kind, external_id in routes
+    ]
+    if not rows:
+        return UpsertResult()
+    return upsert(conn, tables.routes, rows, NATURAL_KEYS["routes"])
 
 
 def write_state(

@@ -37,9 +37,10 @@ def cmis_webhook_verifiers() -> list[WebhookVerifier]:
 
 @hookimpl
 def cmis_streams() -> list[Stream]:
+    from cmis_google.lead_forms import LeadFormsStream
     from cmis_google.streams import streams
 
-    return streams()
+    return [*streams(), LeadFormsStream()]
 
 
 def _build_sandbox(options: SandboxOptions) -> Any:

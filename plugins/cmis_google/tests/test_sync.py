@@ -189,3 +189,26 @@ async def test_disabled_accounts_get_no_partitions() -> None:
     assert partition.key.startswith("1234567890:")
     query = stream.query(partition).render()  # type: ignore[attr-defined]
     assert f"BETWEEN '{partition.params['since']}' AND '{partition.params['until']}'" in query
+
+
+async def test_lead_forms_stream_routes_each_lead_form_and_stores_nothing() -> None:
+    from cmis_google.lead_forms import LeadFormsStream
+
+    data = Accounts(7, SIZES["small"])
+    stream = LeadFormsStream()
+    with serve_google("small") as served:
+        settings = served.settings()
+        tokens = await connect(settings)
+        accounts = await read(settings, tokens, "ad_accounts")
+        routes: dict[str, list[tuple[str, str]]] = {}
+        async with api_client(tokens) as http:
+            ctx = context(settings, http)
+            for account in accounts:
+                for partition in stream.partitions(ctx, account=account, state={}):
+                    async for page in stream.read(ctx, partition):
+                        assert page.records == []
+                        routes.setdefault(account["external_id"], []).extend(page.routes)
+    # one lead form per client; the text asset of each is left out by the WHERE
+    assert routes == {str(c.id): [("form", str(data.lead_form_id(c.id)))] for c in data.clients}
+    # the form the sandbox's lead deliveries name is among them
+    assert ("form", "40000000001") in routes[str(data.clients[0].id)]

@@ -11,7 +11,9 @@
   partitions of ``CMIS_META_DAYS_PER_JOB`` days from the last day read less the look-back
   (``CMIS_META_LOOKBACK_DAYS``, default 28), or ``CMIS_META_HISTORY_DAYS`` on the first sync.
 - ``leads``: ``/act_<id>/promote_pages`` -> ``/<page>/leadgen_forms`` ->
-  ``/<form>/leads`` filtered on ``time_created``.
+  ``/<form>/leads`` filtered on ``time_created``. Every page and form walked is yielded
+  as a route (``Page.routes``: ``("page", <page id>)``, ``("form", <form id>)``), so
+  ``leadgen`` webhooks about them route to this integration before their first lead.
 
 State (``Page.state``, flat keys): ``watermark:act_<id>`` (unix seconds of the newest
 ``updated_time`` or lead ``created_time``), ``metrics_until:act_<id>`` (last day read) and
@@ -364,11 +366,14 @@ class LeadsStream:
         async for pages in cursor_pages(
             ctx, pages_url, params={"fields": "id,name", "limit": size}
         ):
+            # route the pages' leadgen webhooks here, even before their first lead
+            yield Page(records=[], routes=tuple(("page", str(p["id"])) for p in pages))
             for page in pages:
                 forms_url = graph_url(ctx, f"{page['id']}/leadgen_forms")
                 async for forms in cursor_pages(
                     ctx, forms_url, params={"fields": "id,name,status", "limit": size}
                 ):
+                    yield Page(records=[], routes=tuple(("form", str(f["id"])) for f in forms))
                     for form in forms:
                         params: dict[str, Any] = {"fields": self.fields, "limit": size}
                         since = partition.params.get("created_since")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import attrs
 import pytest
 from cmis_meta.config import MetaConfig
 from cmis_meta.insights import map_metric
@@ -210,3 +211,26 @@ async def test_leads_are_read_incrementally(api) -> None:
     assert all(lead["form_id"] for lead in leads)
     again, _ = await one(api, "leads", account, {k: v + 10_000 for k, v in state.items()})
     assert again == []
+
+
+async def test_leads_stream_routes_every_page_and_form_it_walks(api) -> None:
+    from cmis_meta.sandbox.data import SIZES, MetaData
+
+    data = MetaData(3, SIZES["small"])
+    account = (await accounts(api))[0]
+    stream = STREAMS["leads"]
+    (partition,) = stream.partitions(api, account=account, state={})
+    # a watermark in the future: no lead is new, the pages and forms still route
+    quiet = attrs.evolve(partition, params={"created_since": 4_102_444_800})  # 2100-01-01
+    routes, records = [], []
+    async for page in stream.read(api, quiet):
+        routes.extend(page.routes)
+        records.extend(page.records)
+    assert records == []
+    pages = {r[1] for r in routes if r[0] == "page"}
+    forms = {r[1] for r in routes if r[0] == "form"}
+    (page_id,) = pages  # one page per sandbox account
+    index = next(i for i in range(data.size.accounts) if data.page(i)["id"] == page_id)
+    assert forms == {f["id"] for f in data.forms(index)}
+    assert len(forms) == data.size.forms
+    assert {r[0] for r in routes} == {"page", "form"}

@@ -7,6 +7,9 @@ Routes (``{v}`` is any live major version, v23 to v26; older ones answer 404):
 - ``POST /{v}/customers/{id}/googleAds:search`` (GAQL; 10,000-row pages behind
   ``nextPageToken``; ``pageSize`` refused with ``PAGE_SIZE_NOT_SUPPORTED``)
 - ``POST /{v}/customers/{id}/googleAds:searchStream`` (a JSON array of batches)
+- GAQL resources: ``customer_client``, ``customer``, ``campaign``, ``ad_group``,
+  ``ad_group_ad`` and ``asset`` (each client's lead form asset, the form its lead
+  deliveries name, and a text asset)
 - control: the toolkit's ``/_sandbox/`` API, plus ``POST|DELETE /_sandbox/customers/deny``
   (``{"customer_id", "code"}``: that account answers 403 until cleared) and
   ``POST /_sandbox/leads/deliver`` (``{"url", "count", "is_test"}``: POST lead form
@@ -78,7 +81,9 @@ def build(options: SandboxOptions) -> ASGIApp:
     denied: dict[int, str] = {
         int(k): str(v) for k, v in dict(options.extra.get("deny", {})).items()
     }
-    leads = LeadDeliveries(accounts, key=WEBHOOK_KEY)
+    leads = LeadDeliveries(
+        accounts, key=WEBHOOK_KEY, form_id=accounts.lead_form_id(accounts.clients[0].id)
+    )
 
     def expected() -> dict[str, int]:
         clients = [c for c in accounts.clients if c.status == "ENABLED"]
@@ -94,6 +99,7 @@ def build(options: SandboxOptions) -> ASGIApp:
             "campaign_metrics": campaigns * days,
             "ad_group_metrics": groups * days,
             "ad_metrics": ads * days,
+            "lead_forms": 0,  # routes only (one lead form per client), no records
         }
 
     fake = FakePlatform(

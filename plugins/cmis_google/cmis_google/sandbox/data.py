@@ -11,6 +11,9 @@ Sizes:
 - ``medium``: a manager with four clients and a sub-manager with three more, plus one
   client the user reaches directly (no manager); 4 x 3 x 3 each.
 - ``large`` (benchmarks): one manager with five clients; 50 x 10 x 10 each.
+
+Every client also has one lead form asset (``asset.type = LEAD_FORM``, id
+``40_000_000_000`` + its number: the form its lead deliveries name) and one text asset.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class Size:
     ad_groups: int
     ads: int
 
+
+LEAD_FORM_BASE = 40_000_000_000  # lead form asset ids: base + client number (1, 2, ...)
+OTHER_ASSET_BASE = 50_000_000_000  # a text asset per client, which lead form queries skip
 
 SIZES = {
     "small": Size(3, 0, 0, 2, 2, 2),
@@ -243,6 +249,28 @@ class Accounts:
             }
 
         return LazyTable(len(groups) * per, make)
+
+    def lead_form_id(self, cid: int) -> int:
+        """The id of client ``cid``'s lead form asset (what its lead deliveries name)."""
+        return LEAD_FORM_BASE + self.customers[cid].index + 1
+
+    def assets(self, cid: int) -> list[Row]:
+        """The client's assets: one lead form and one text asset (``FROM asset``)."""
+        rows = []
+        for asset_id, name, kind in (
+            (self.lead_form_id(cid), f"Lead form {self.customers[cid].index + 1}", "LEAD_FORM"),
+            (OTHER_ASSET_BASE + self.customers[cid].index + 1, "Headline", "TEXT"),
+        ):
+            rows.append(
+                {
+                    "customer.id": cid,
+                    "asset.resource_name": f"customers/{cid}/assets/{asset_id}",
+                    "asset.id": asset_id,
+                    "asset.name": name,
+                    "asset.type": kind,
+                }
+            )
+        return rows
 
     # ------------------------------------------------------------------ metrics
     def days(self, cid: int) -> list[dt.date]:

@@ -74,6 +74,12 @@ _AD = {
     "ad_group_ad.ad.type": "enum",
     "ad_group_ad.ad.final_urls": "string[]",
 }
+_ASSET = {
+    "asset.resource_name": "string",
+    "asset.id": ID,
+    "asset.name": "string",
+    "asset.type": "enum",
+}
 METRICS = {
     "segments.date": "date",
     "metrics.impressions": ID,
@@ -95,6 +101,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "campaign.status": "enum",
         **METRICS,
     },
+    "asset": {**_ASSET, **_ID_ONLY},
     "ad_group_ad": {
         **_AD,
         **_ID_ONLY,
@@ -239,11 +246,13 @@ class Engine:
                 )
             base = []
         else:
-            base = {
+            tables: dict[str, Callable[[int], Sequence[Row]]] = {
                 "campaign": accounts.campaigns,
                 "ad_group": accounts.ad_groups,
                 "ad_group_ad": accounts.ads,
-            }[resource](cid)
+                "asset": accounts.assets,
+            }
+            base = tables[resource](cid)
         date_conditions = query.condition("segments.date")
         others = [c for c in query.where if c.field != "segments.date"]
         dated = any(f == "segments.date" or f.startswith("metrics.") for f in query.fields)
