@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Refresh tokens and sync ORG's integrations now, then exit.",
     ),
     "run": (
-        "cmis_core.cli.run:run",
+        "cmis_core.cli.run_due:run",
         "Do the work that is due (refreshes, syncs, inbox, purges), then exit.",
     ),
     "worker": (

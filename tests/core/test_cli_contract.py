@@ -153,3 +153,23 @@ def test_lazy_command_help_matches_each_command() -> None:
         module, _, attr = path.partition(":")
         command = getattr(importlib.import_module(module), attr)
         assert command.get_short_help_str(200) == short, name
+
+
+def test_no_cli_module_shadows_a_name_of_the_cli_package() -> None:
+    # importing cmis_core.cli.<x> sets the package attribute <x>: a module named like a
+    # function of the package (run, main) would replace that function once imported.
+    import ast
+    import pkgutil
+    from pathlib import Path
+
+    import cmis_core.cli as package
+
+    modules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    tree = ast.parse(Path(package.__file__).read_text())
+    defined = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)
+    }
+    assert "run" in defined
+    assert modules & defined == set()
