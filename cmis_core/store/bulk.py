@@ -260,6 +260,21 @@ class _PostgresSql:
         if plan.tenant:
             match.insert(0, "d.org_id = %(org)s")
         clear = f"_cmis_clear AS (DELETE FROM {temp})"  # noqa: S608
+        # Is any row stored between the smallest and the largest key of the page? Two top-1
+        # sorts of the page and one index descent; when nothing is, every row is new.
+        key = [*(["org_id"] if plan.tenant else []), *plan.row_key]
+        page_key = ", ".join(
+            ["%(org)s::bigint"] * plan.tenant + [f"t.{q(k)}" for k in plan.row_key]
+        )
+        up = ", ".join(f"t.{q(k)}" for k in plan.row_key)
+        down = ", ".join(f"t.{q(k)} DESC" for k in plan.row_key)
+        stored_key = f"ROW({', '.join(f'd.{q(k)}' for k in key)})"
+        self.any_in_range = (
+            f"SELECT EXISTS (SELECT FROM {table} d WHERE "  # noqa: S608
+            f"{stored_key} >= (SELECT {page_key} FROM {temp} t ORDER BY {up} LIMIT 1) AND "
+            f"{stored_key} <= (SELECT {page_key} FROM {temp} t ORDER BY {down} LIMIT 1))"
+        )
+        self.insert = f"WITH {clear} {insert} FROM {temp}"
         # A scalar subquery per row, not a join: always an index lookup on the key, whatever
         # the planner believes about a freshly loaded table.
         self.upsert = (
@@ -312,14 +327,21 @@ def _upsert_postgres(
             else:
                 for values in batch:
                     write(values)
+        cur.execute(sql.any_in_range, params)
+        found = cur.fetchone()
         cur.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
-            cur.execute(sql.upsert, params)
+            if found is not None and not found[0]:
+                cur.execute(sql.insert, params)
+                counts: tuple[int, int] | None = (cur.rowcount, 0)
+            else:
+                cur.execute(sql.upsert, params)
+                counts = cur.fetchone()
         except UniqueViolation:
             # a key was inserted by a concurrent transaction after the lookup
             cur.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
             cur.execute(sql.fallback, params)
-        counts = cur.fetchone()
+            counts = cur.fetchone()
         cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
     assert counts is not None
     inserted, updated = int(counts[0]), int(counts[1])
