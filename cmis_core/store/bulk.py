@@ -218,9 +218,16 @@ def _copy_type(table: Table, column: str) -> str:
 
 
 class _PostgresSql:
-    """The statements of one plan on PostgreSQL, built once."""
+    """The statements of one plan on PostgreSQL, built once.
+
+    Numeric columns travel as text in the binary COPY (psycopg's binary encoding of a
+    ``Decimal`` costs five times ``str()``) and are cast back to the column's type, with its
+    scale, on the way out of the temporary table.
+    """
 
     def __init__(self, plan: _Plan):
+        from sqlalchemy.dialects import postgresql
+
         q = _quote
         table = q(plan.table.name)
         cols = ", ".join(q(c) for c in plan.columns)
@@ -228,18 +235,36 @@ class _PostgresSql:
         temp = q(f"_cmis_upsert_{plan.table.name[:30]}_{signature:08x}")
         self.types = [_copy_type(plan.table, c) for c in plan.columns]
         self.json_at = [i for i, name in enumerate(self.types) if name == "jsonb"]
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        numeric = {
+            c: plan.table.c[c].type.compile(dialect=dialect)
+            for c, name in zip(plan.columns, self.types, strict=True)
+            if name == "numeric"
+        }
+
+        def out(column: str, alias: str = "t.") -> str:
+            """A column of the temporary table, as the type of the table's column."""
+            if column in numeric:
+                return f"CAST({alias}{q(column)} AS {numeric[column]})"
+            return f"{alias}{q(column)}"
+
         # kept for the session; ON COMMIT DELETE ROWS empties it when a transaction ends
+        temp_columns = ", ".join(
+            f"NULL::text AS {q(c)}" if c in numeric else q(c) for c in plan.columns
+        )
         self.create = (
             f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "  # noqa: S608
-            f"SELECT {cols} FROM {table} WITH NO DATA"
+            f"SELECT {temp_columns} FROM {table} WITH NO DATA"
         )
         self.copy = f"COPY {temp} ({cols}) FROM STDIN (FORMAT BINARY)"
         org = ["org_id"] if plan.tenant else []
         target = ", ".join(q(c) for c in [*org, *plan.columns, *plan.stamps])
-        source = ", ".join(
-            ["%(org)s"] * len(org) + [q(c) for c in plan.columns] + ["%(now)s"] * len(plan.stamps)
-        )
-        insert = f"INSERT INTO {table} ({target}) SELECT {source}"
+
+        def insert(source: list[str]) -> str:
+            values = ["%(org)s"] * len(org) + source + ["%(now)s"] * len(plan.stamps)
+            return f"INSERT INTO {table} ({target}) SELECT {', '.join(values)}"
+
+        from_temp = insert([out(c) for c in plan.columns]) + f" FROM {temp} t"
         if plan.compare:
             sets = [f"{q(c)} = EXCLUDED.{q(c)}" for c in plan.compare]
             if "updated_at" in plan.stamps:
@@ -251,41 +276,41 @@ class _PostgresSql:
                 f"{', '.join(sets)} WHERE ROW({mine}) IS DISTINCT FROM ROW({theirs})"
             )
             stored = ", ".join(f"d.{q(c)}" for c in plan.compare)
-            given = ", ".join(f"t.{q(c)}" for c in plan.compare)
+            given = ", ".join(out(c) for c in plan.compare)
             same = f"ROW({stored}) IS NOT DISTINCT FROM ROW({given})"
         else:
             on_conflict = f"ON CONFLICT ({', '.join(q(k) for k in plan.key)}) DO NOTHING"
             same = "true"
-        match = [f"d.{q(k)} = t.{q(k)}" for k in plan.row_key]
+        match = [f"d.{q(k)} = {out(k)}" for k in plan.row_key]
         if plan.tenant:
             match.insert(0, "d.org_id = %(org)s")
         clear = f"_cmis_clear AS (DELETE FROM {temp})"  # noqa: S608
         # Is any row stored between the smallest and the largest key of the page? Two top-1
         # sorts of the page and one index descent; when nothing is, every row is new.
-        key = [*(["org_id"] if plan.tenant else []), *plan.row_key]
-        page_key = ", ".join(
-            ["%(org)s::bigint"] * plan.tenant + [f"t.{q(k)}" for k in plan.row_key]
-        )
-        up = ", ".join(f"t.{q(k)}" for k in plan.row_key)
-        down = ", ".join(f"t.{q(k)} DESC" for k in plan.row_key)
+        key = [*org, *plan.row_key]
+        page_key = ", ".join(["%(org)s::bigint"] * len(org) + [out(k) for k in plan.row_key])
+        up = ", ".join(out(k) for k in plan.row_key)
+        down = ", ".join(f"{out(k)} DESC" for k in plan.row_key)
         stored_key = f"ROW({', '.join(f'd.{q(k)}' for k in key)})"
         self.any_in_range = (
             f"SELECT EXISTS (SELECT FROM {table} d WHERE "  # noqa: S608
             f"{stored_key} >= (SELECT {page_key} FROM {temp} t ORDER BY {up} LIMIT 1) AND "
             f"{stored_key} <= (SELECT {page_key} FROM {temp} t ORDER BY {down} LIMIT 1))"
         )
-        self.insert = f"WITH {clear} {insert} FROM {temp}"
+        self.insert = f"WITH {clear} {from_temp}"
         # A scalar subquery per row, not a join: always an index lookup on the key, whatever
         # the planner believes about a freshly loaded table.
+        from_c = insert([q(c) for c in plan.columns]) + " FROM c"
+        page = ", ".join(f"{out(c)} AS {q(c)}" for c in plan.columns)
         self.upsert = (
-            f"WITH c AS MATERIALIZED (SELECT t.*, (SELECT {same} FROM {table} d "  # noqa: S608
+            f"WITH c AS MATERIALIZED (SELECT {page}, (SELECT {same} FROM {table} d "  # noqa: S608
             f"WHERE {' AND '.join(match)}) AS {_SAME} FROM {temp} t), {clear}, "
-            f"ins AS ({insert} FROM c WHERE {_SAME} IS NULL RETURNING 1), "
-            f"upd AS ({insert} FROM c WHERE NOT {_SAME} {on_conflict} RETURNING 1) "
+            f"ins AS ({from_c} WHERE {_SAME} IS NULL RETURNING 1), "
+            f"upd AS ({from_c} WHERE NOT {_SAME} {on_conflict} RETURNING 1) "
             "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)"
         )
         self.fallback = (
-            f"WITH {clear}, w AS ({insert} FROM {temp} {on_conflict} "  # noqa: S608
+            f"WITH {clear}, w AS ({from_temp} {on_conflict} "  # noqa: S608
             "RETURNING (xmax = 0) AS inserted) "
             "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"
         )
@@ -294,6 +319,22 @@ class _PostgresSql:
 @functools.lru_cache(maxsize=256)
 def _postgres_sql(plan: _Plan) -> _PostgresSql:
     return _PostgresSql(plan)
+
+
+@functools.cache
+def _numeric_as_text() -> type[Any]:
+    """A psycopg dumper for the ``numeric`` columns of the COPY: the value as text."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class NumericAsText(Dumper):
+        format = Format.BINARY
+        oid = 1700  # numeric: picked by COPY.set_types; the temporary column is text
+
+        def dump(self, obj: Any) -> bytes:
+            return str(obj).encode()
+
+    return NumericAsText
 
 
 def _upsert_postgres(
@@ -311,6 +352,7 @@ def _upsert_postgres(
     assert raw is not None
     params = {"org": org_id, "now": now}
     with raw.cursor() as cur:
+        cur.adapters.register_dumper(None, _numeric_as_text())
         cur.execute(sql.create)
         with cur.copy(sql.copy) as copy:
             copy.set_types(sql.types)

@@ -251,3 +251,17 @@ def test_natural_key_text_columns_compare_bytewise(store: Store):
     assert collations["ads.external_id"] == "C"
     assert collations["sync_state.partition_key"] == "C"
     assert collations["ads.name"] is None  # words keep the database's collation
+
+
+def test_decimals_beyond_the_column_scale_are_stored_rounded_and_seen_unchanged(store: Store):
+    org = store.create_org("acme")
+    rows = [metric(1, conversions=decimal.Decimal("1.23456789")), metric(2, conversions=None)]
+    assert store.upsert(org.id, tables.daily_metrics, rows, KEY).inserted == 2
+    assert store.upsert(org.id, tables.daily_metrics, rows, KEY).unchanged == 2
+    saved = stored(store, org.id)
+    assert saved["ad2"]["conversions"] is None
+    if store.is_postgres:
+        assert saved["ad1"]["conversions"] == decimal.Decimal("1.234568")
+    bumped = [metric(1, conversions=decimal.Decimal("1.2345")), metric(2, conversions=1)]
+    assert store.upsert(org.id, tables.daily_metrics, bumped, KEY).updated == 2
+    assert stored(store, org.id)["ad2"]["conversions"] == 1
