@@ -54,6 +54,7 @@ DEFAULT_PAGE_SIZE = 5000
 BOOKKEEPING = ("created_at", "updated_at")
 _SAVEPOINT = "_cmis_upsert"
 _SAME = "_cmis_same"  # the column of the classification: NULL new, true equal, false changed
+_TEMPS = "cmis.upsert_temps"  # conn.info: (transaction, temporary tables filled in it)
 
 
 def _unique_keys(table: Table) -> list[frozenset[str]]:
@@ -284,7 +285,8 @@ class _PostgresSql:
         match = [f"d.{q(k)} = {out(k)}" for k in plan.row_key]
         if plan.tenant:
             match.insert(0, "d.org_id = %(org)s")
-        clear = f"_cmis_clear AS (DELETE FROM {temp})"  # noqa: S608
+        self.temp = temp
+        self.clear = f"DELETE FROM {temp}"  # noqa: S608
         # Is any row stored between the smallest and the largest key of the page? Two top-1
         # sorts of the page and one index descent; when nothing is, every row is new.
         key = [*org, *plan.row_key]
@@ -297,20 +299,20 @@ class _PostgresSql:
             f"{stored_key} >= (SELECT {page_key} FROM {temp} t ORDER BY {up} LIMIT 1) AND "
             f"{stored_key} <= (SELECT {page_key} FROM {temp} t ORDER BY {down} LIMIT 1))"
         )
-        self.insert = f"WITH {clear} {from_temp}"
+        self.insert = from_temp
         # A scalar subquery per row, not a join: always an index lookup on the key, whatever
         # the planner believes about a freshly loaded table.
         from_c = insert([q(c) for c in plan.columns]) + " FROM c"
         page = ", ".join(f"{out(c)} AS {q(c)}" for c in plan.columns)
         self.upsert = (
             f"WITH c AS MATERIALIZED (SELECT {page}, (SELECT {same} FROM {table} d "  # noqa: S608
-            f"WHERE {' AND '.join(match)}) AS {_SAME} FROM {temp} t), {clear}, "
+            f"WHERE {' AND '.join(match)}) AS {_SAME} FROM {temp} t), "
             f"ins AS ({from_c} WHERE {_SAME} IS NULL RETURNING 1), "
             f"upd AS ({from_c} WHERE NOT {_SAME} {on_conflict} RETURNING 1) "
             "SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)"
         )
         self.fallback = (
-            f"WITH {clear}, w AS ({from_temp} {on_conflict} "  # noqa: S608
+            f"WITH w AS ({from_temp} {on_conflict} "  # noqa: S608
             "RETURNING (xmax = 0) AS inserted) "
             "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"
         )
@@ -319,6 +321,19 @@ class _PostgresSql:
 @functools.lru_cache(maxsize=256)
 def _postgres_sql(plan: _Plan) -> _PostgresSql:
     return _PostgresSql(plan)
+
+
+def _used_before(conn: Connection, temp: str) -> bool:
+    """Whether ``temp`` was filled earlier in ``conn``'s current transaction (then marks it)."""
+    transaction = conn.get_transaction()
+    used = conn.info.get(_TEMPS)
+    if used is None or used[0] is not transaction:
+        used = conn.info[_TEMPS] = (transaction, set())
+    seen: set[str] = used[1]
+    if temp in seen:
+        return True
+    seen.add(temp)
+    return False
 
 
 @functools.cache
@@ -354,6 +369,8 @@ def _upsert_postgres(
     with raw.cursor() as cur:
         cur.adapters.register_dumper(None, _numeric_as_text())
         cur.execute(sql.create)
+        if _used_before(conn, sql.temp):  # in this transaction: still holds that call's rows
+            cur.execute(sql.clear)
         with cur.copy(sql.copy) as copy:
             copy.set_types(sql.types)
             write = copy.write_row
