@@ -1,22 +1,30 @@
 """Idempotent bulk upsert on a natural key, through SQLAlchemy Core and the raw driver.
 
-PostgreSQL: the rows are COPYed (binary) into a temporary table kept for the session
-(``ON COMMIT DELETE ROWS``), then one statement sorts them with an index lookup per row on
-the key: rows whose key is not stored are inserted with a plain ``INSERT``, rows whose
-columns differ go through ``INSERT ... ON CONFLICT (key) DO UPDATE``, and rows equal to the
-stored ones are not touched at all (no write, no row lock). The statement runs under a
-savepoint: if a concurrent transaction inserted one of the "new" keys in between, it is
-rolled back to the savepoint and the page is written with ``ON CONFLICT DO UPDATE ... WHERE
-<a column changed>`` alone (``xmax = 0`` tells inserted rows from updated ones).
-SQLite: two ``executemany`` passes in the caller's ``BEGIN IMMEDIATE`` transaction,
-``INSERT ... ON CONFLICT DO NOTHING`` then ``UPDATE ... WHERE <a column changed>``. On
-both, a row whose columns are all equal to the stored ones is not written (its
-``updated_at`` stays), so re-reading a look-back window costs reads, not writes.
+PostgreSQL, per call (one page):
 
-Rows are checked and turned into tuples a column at a time (``operator.itemgetter`` over
-the whole page), not a Python loop per row. Tenant tables: ``org_id`` comes from the org
-transaction and is not sent per row; a row naming another organisation is refused before
-anything is written.
+1. the rows are COPYed (binary; numeric columns as text) into a temporary table kept for
+   the session (``ON COMMIT DELETE ROWS``, so no catalog churn per page);
+2. one index descent asks whether any stored row lies between the smallest and the largest
+   key of the page; when none does, every row is new and a plain ``INSERT ... SELECT``
+   writes them;
+3. otherwise one statement looks each row up on the key (a scalar subquery, so always an
+   index lookup whatever the planner thinks of a freshly loaded table): new rows go
+   through a plain ``INSERT``, changed rows through ``INSERT ... ON CONFLICT (key) DO
+   UPDATE``, and rows equal to the stored ones are not touched (no write, no row lock).
+
+Steps 2-3 run under a savepoint: if a concurrent transaction inserts one of the "new" keys
+in between, the statement is rolled back to it and the page is written with ``ON CONFLICT
+DO UPDATE ... WHERE <a column changed>`` alone (``xmax = 0`` tells inserted from updated).
+
+SQLite: two ``executemany`` passes in the caller's ``BEGIN IMMEDIATE`` transaction,
+``INSERT ... ON CONFLICT DO NOTHING`` then ``UPDATE ... WHERE <a column changed>``.
+
+On both, a row whose columns are all equal to the stored ones is not written (its
+``updated_at`` stays), so re-reading a look-back window costs reads, not writes. Rows are
+checked and turned into tuples a column at a time (``operator.itemgetter`` over the page),
+not by a Python loop per row. Tenant tables: ``org_id`` comes from the org transaction and
+is not sent per row; a row naming another organisation is refused before anything is
+written.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ from cmis_core.errors import UsageError
 from cmis_core.store.columns import UtcDateTime
 from cmis_core.store.records import UpsertResult
 
-DEFAULT_PAGE_SIZE = 5000
+DEFAULT_PAGE_SIZE = 20_000  # rows per transaction in Store.upsert; see docs/benchmarks.md
 BOOKKEEPING = ("created_at", "updated_at")
 _SAVEPOINT = "_cmis_upsert"
 _SAME = "_cmis_same"  # the column of the classification: NULL new, true equal, false changed
