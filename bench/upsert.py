@@ -3,8 +3,13 @@
 PostgreSQL: a fresh database and roles on CMIS_TEST_POSTGRES_URL's server (dropped at the
 end), written as the application role with row-level security on and
 ``synchronous_commit`` on. SQLite: a file in a temporary folder (WAL, synchronous=NORMAL).
+Each run uses a new database; ``--runs`` repeats the three phases and prints every run, then
+the best and the median. Besides the elapsed time, the CPU time of this process (client)
+and, when the server is on this machine, of the PostgreSQL backends serving the run
+(``/proc``), and the load average: the machine is shared.
 
-    python bench/upsert.py [--rows 150000] [--page-size 5000] [--backend sqlite|postgres|both]
+    python bench/upsert.py [--rows 150000] [--page-size 5000] [--runs 3]
+                           [--backend sqlite|postgres|both]
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import decimal
+import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +28,7 @@ from typing import Any
 from sqlalchemy import text
 
 from cmis_core.store import Store, open_store, tables
+from cmis_core.store.bulk import DEFAULT_PAGE_SIZE
 from cmis_core.testing.databases import (
     TestDatabase,
     new_postgres_database,
@@ -29,6 +37,8 @@ from cmis_core.testing.databases import (
 )
 
 KEY = ("platform", "level", "entity_external_id", "date")
+PHASES = ("fresh insert", "unchanged re-upsert", "changed re-upsert")
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def make_rows(count: int, *, changed: bool = False) -> list[dict[str, Any]]:
@@ -57,16 +67,60 @@ def make_rows(count: int, *, changed: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
-def timed(label: str, count: int, run: Callable[[], Any]) -> dict[str, Any]:
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` (``None`` when /proc does not show it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class ServerCpu:
+    """CPU time of the PostgreSQL backends connected to the bench database."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def sample(self) -> dict[int, float] | None:
+        if not self.store.is_postgres:
+            return None
+        with self.store.system(write=False) as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            ).scalars()
+            cpu = {int(pid): process_cpu(int(pid)) for pid in pids}
+        if any(v is None for v in cpu.values()):
+            return None
+        return {pid: v for pid, v in cpu.items() if v is not None}
+
+    @staticmethod
+    def spent(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+        if before is None or after is None:
+            return None
+        return sum(v - before.get(pid, 0.0) for pid, v in after.items())
+
+
+def timed(label: str, count: int, server: ServerCpu, run: Callable[[], Any]) -> dict[str, Any]:
+    cpu_before = server.sample()
+    client_before = time.process_time()
     started = time.perf_counter()
     result = run()
     seconds = time.perf_counter() - started
+    client = time.process_time() - client_before
+    spent = server.spent(cpu_before, server.sample())
+    load = os.getloadavg()[0]
     rate = count / seconds
-    print(f"  {label:<18} {seconds:6.2f} s  {rate:9,.0f} rows/s  {result}")
-    return {"label": label, "seconds": seconds, "rate": rate}
+    server_text = f"server {spent:5.2f} s" if spent is not None else "server    n/a"
+    print(
+        f"  {label:<20} {seconds:6.2f} s {rate:9,.0f} rows/s  client {client:5.2f} s  "
+        f"{server_text}  load {load:4.1f}  {result}",
+        flush=True,
+    )
+    return {"label": label, "seconds": seconds, "rate": rate, "load": load}
 
 
-def run(database: TestDatabase, rows: int, page_size: int) -> None:
+def run(database: TestDatabase, rows: int, page_size: int) -> list[dict[str, Any]]:
     store: Store = open_store(database.settings())
     try:
         org = store.create_org("bench")
@@ -83,38 +137,58 @@ def run(database: TestDatabase, rows: int, page_size: int) -> None:
                 f" superuser={info[2]}, bypassrls={info[3]}"
             )
         fresh, changed = make_rows(rows), make_rows(rows, changed=True)
+        server = ServerCpu(store)
 
         def write(batch: list[dict[str, Any]]) -> Callable[[], Any]:
             return lambda: store.upsert(
                 org.id, tables.daily_metrics, batch, KEY, page_size=page_size
             )
 
-        timed("fresh insert", rows, write(fresh))
-        timed("unchanged re-upsert", rows, write(fresh))
-        timed("changed re-upsert", rows, write(changed))
+        return [
+            timed(label, rows, server, write(batch))
+            for label, batch in zip(PHASES, (fresh, fresh, changed), strict=True)
+        ]
     finally:
         store.close()
+
+
+def summary(results: list[list[dict[str, Any]]]) -> None:
+    if len(results) < 2:
+        return
+    for i, label in enumerate(PHASES):
+        rates = [r[i]["rate"] for r in results]
+        print(
+            f"  {label:<20} best {max(rates):9,.0f} rows/s  median {statistics.median(rates):9,.0f}"
+            f" rows/s  ({len(rates)} runs)"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=150_000)
-    parser.add_argument("--page-size", type=int, default=5000)
+    parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
+    parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
-    print(f"{args.rows:,} daily_metrics rows, pages of {args.page_size:,} rows")
+    print(
+        f"{args.rows:,} daily_metrics rows, pages of {args.page_size:,} rows, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     if args.backend in ("postgres", "both"):
         print("PostgreSQL (application role, RLS forced)")
-        with (
-            tempfile.TemporaryDirectory() as home,
-            new_postgres_template() as template,
-            new_postgres_database(template, Path(home)) as database,
-        ):
-            run(database, args.rows, args.page_size)
+        results = []
+        with tempfile.TemporaryDirectory() as home, new_postgres_template() as template:
+            for _ in range(args.runs):
+                with new_postgres_database(template, Path(home)) as database:
+                    results.append(run(database, args.rows, args.page_size))
+        summary(results)
     if args.backend in ("sqlite", "both"):
         print("SQLite (WAL)")
-        with tempfile.TemporaryDirectory() as home:
-            run(sqlite_database_at(Path(home)), args.rows, args.page_size)
+        results = []
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory() as home:
+                results.append(run(sqlite_database_at(Path(home)), args.rows, args.page_size))
+        summary(results)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
+import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from cmis_core.errors import UsageError
-from cmis_core.store import Store, scoped, tables, upsert
+from cmis_core.store import Store, UpsertResult, scoped, tables, upsert
 from cmis_core.types import EntityStatus
 
 KEY = ("platform", "level", "entity_external_id", "date")
@@ -149,3 +151,117 @@ def test_system_table_upsert_needs_no_org(store: Store):
         assert upsert(conn, tables.leases, [lease], ("name",)).inserted == 1
         assert upsert(conn, tables.leases, [{**lease, "version": 2}], ("name",)).updated == 1
         assert conn.execute(select(tables.leases.c.version)).scalar_one() == 2
+
+
+def test_a_row_naming_its_own_org_and_rows_in_any_key_order_are_accepted(store: Store):
+    org = store.create_org("acme")
+    reordered = dict(reversed(list(metric(2).items())))
+    rows = [{**metric(1), "org_id": org.id}, {**reordered, "org_id": org.id}]
+    assert store.upsert(org.id, tables.daily_metrics, rows, KEY).inserted == 2
+    assert set(stored(store, org.id)) == {"ad1", "ad2"}
+
+
+def test_new_rows_between_stored_keys_and_two_calls_in_one_transaction(store: Store):
+    org = store.create_org("acme")
+    evens = [metric(i) for i in range(0, 40, 2)]
+    assert store.upsert(org.id, tables.daily_metrics, evens, KEY).inserted == 20
+    first = stored(store, org.id)
+    # odd keys sort between the stored even ones: each row is looked up, not bulk-inserted
+    everything = [metric(i, clicks=-1) if i % 4 == 0 else metric(i) for i in range(40)]
+    with store.org(org.id) as conn:
+        result = upsert(conn, tables.daily_metrics, everything, KEY)
+        assert (result.inserted, result.updated, result.unchanged) == (20, 10, 10)
+        again = upsert(conn, tables.daily_metrics, everything[:5], KEY)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 5)
+    after = stored(store, org.id)
+    assert len(after) == 40
+    assert after["ad4"]["clicks"] == -1
+    assert after["ad6"]["updated_at"] == first["ad6"]["updated_at"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_unchanged_rows_take_no_row_lock(store: Store):
+    org = store.create_org("acme")
+    rows = [metric(i) for i in range(10)]
+    store.upsert(org.id, tables.daily_metrics, rows, KEY)
+    with store.org(org.id) as holder:
+        holder.execute(text("SELECT * FROM daily_metrics FOR UPDATE")).all()
+        with store.org(org.id) as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '1s'"))
+            result = upsert(conn, tables.daily_metrics, rows, KEY)
+    assert result.unchanged == 10
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_key_inserted_concurrently_after_the_lookup_is_updated(store: Store):
+    org = store.create_org("acme")
+    done: dict[str, object] = {}
+    with store.org(org.id) as first:
+        upsert(first, tables.daily_metrics, [metric(3, clicks=1)], KEY)  # not committed yet
+
+        def second() -> None:
+            try:
+                done["result"] = store.upsert(
+                    org.id, tables.daily_metrics, [metric(i, clicks=2) for i in range(5)], KEY
+                )
+            except Exception as exc:  # handed to the test thread
+                done["error"] = exc
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        with store.system(write=False) as watcher:  # until the second one waits on our row
+            for _ in range(200):
+                waiting = watcher.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ).scalar_one()
+                if waiting:
+                    break
+                time.sleep(0.05)
+        assert waiting, "the second upsert never waited for the first one"
+    thread.join(timeout=30)
+    assert "error" not in done, done.get("error")
+    result = done["result"]
+    assert isinstance(result, UpsertResult)
+    assert (result.inserted, result.updated, result.unchanged) == (4, 1, 0)
+    assert {k: v["clicks"] for k, v in stored(store, org.id).items()} == {
+        f"ad{i}": 2 for i in range(5)
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_natural_key_text_columns_compare_bytewise(store: Store):
+    with store.system(write=False) as conn:
+        collations = dict(
+            conn.execute(
+                text(
+                    "SELECT table_name || '.' || column_name, collation_name "
+                    "FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name IN ('daily_metrics', 'ads', 'sync_state')"
+                )
+            ).all()
+        )
+    assert collations["daily_metrics.entity_external_id"] == "C"
+    assert collations["daily_metrics.level"] == "C"
+    assert collations["ads.external_id"] == "C"
+    assert collations["sync_state.partition_key"] == "C"
+    assert collations["ads.name"] is None  # words keep the database's collation
+
+
+def test_decimals_beyond_the_column_scale_are_stored_rounded_and_seen_unchanged(store: Store):
+    org = store.create_org("acme")
+    rows = [metric(1, conversions=decimal.Decimal("1.23456789")), metric(2, conversions=None)]
+    assert store.upsert(org.id, tables.daily_metrics, rows, KEY).inserted == 2
+    assert store.upsert(org.id, tables.daily_metrics, rows, KEY).unchanged == 2
+    saved = stored(store, org.id)
+    assert saved["ad2"]["conversions"] is None
+    if store.is_postgres:
+        assert saved["ad1"]["conversions"] == decimal.Decimal("1.234568")
+    bumped = [metric(1, conversions=decimal.Decimal("1.2345")), metric(2, conversions=1)]
+    assert store.upsert(org.id, tables.daily_metrics, bumped, KEY).updated == 2
+    assert stored(store, org.id)["ad2"]["conversions"] == 1
