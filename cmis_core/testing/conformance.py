@@ -36,10 +36,9 @@ core's shared client.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import asyncio
 import contextlib
+import datetime as dt
 import importlib
 import importlib.metadata as md
 import secrets
