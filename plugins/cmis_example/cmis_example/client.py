@@ -101,7 +101,12 @@ def classify(response: httpx2.Response) -> PlatformError | None:
 
 
 def usage(response: httpx2.Response) -> list[UsageReading]:
-    """The app's bucket as ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` report it."""
+    """The app's bucket as ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` report it.
+
+    ``X-RateLimit-Reset`` is the time until the bucket is *full* again, not a wait before
+    the next call: it becomes ``regain_after`` (a pause) only when nothing remains, and
+    then as the time one call's worth takes to come back (``reset / limit``).
+    """
     try:
         limit = int(response.headers["x-ratelimit-limit"])
         remaining = int(response.headers["x-ratelimit-remaining"])
@@ -110,10 +115,5 @@ def usage(response: httpx2.Response) -> list[UsageReading]:
     if limit <= 0:
         return []
     reset = response.headers.get("x-ratelimit-reset")
-    return [
-        UsageReading(
-            scope="app",
-            used=1 - remaining / limit,
-            regain_after=float(reset) if reset and reset.isdigit() else None,
-        )
-    ]
+    regain = float(reset) / limit if remaining <= 0 and reset and reset.isdigit() else None
+    return [UsageReading(scope="app", used=1 - remaining / limit, regain_after=regain or None)]

@@ -69,6 +69,20 @@ def test_success_is_no_error_and_usage_is_read_from_headers() -> None:
     )
     assert classify(ok) is None
     [reading] = usage(ok)
-    assert (reading.scope, reading.used, reading.regain_after) == ("app", 0.75, 4.0)
+    # Reset is when the bucket is full again, not a wait: calls may go on while any remain
+    assert (reading.scope, reading.used, reading.regain_after) == ("app", 0.75, None)
     assert usage(httpx2.Response(200)) == []
     assert Decimal("0.75") == Decimal(str(reading.used))
+
+
+def test_an_empty_bucket_pauses_for_one_call_s_worth_of_refill() -> None:
+    spent = httpx2.Response(
+        200,
+        headers={
+            "X-RateLimit-Limit": "100",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": "5",
+        },
+    )
+    [reading] = usage(spent)
+    assert (reading.used, reading.regain_after) == (1.0, 0.05)

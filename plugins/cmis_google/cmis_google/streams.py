@@ -304,9 +304,11 @@ class EntityStream:
     async def read(self, ctx: PlatformContext, partition: Partition) -> AsyncIterator[Page]:
         assert partition.account_id is not None
         login = partition.params.get("login_customer_id")
-        pages = search(ctx, partition.account_id, self.query(partition), login=login)
-        async for rows in pages:
-            yield Page(records=[self.mapper(row, partition) for row in rows])
+        chunks = search(ctx, partition.account_id, self.query(partition), login=login)
+        async for rows in chunks:
+            records: list[Mapping[str, Any]] = [self.mapper(row, partition) for row in rows]
+            rows.clear()  # mapped: free the parsed rows before the page waits for the writer
+            yield Page(records=records)
 
 
 def today_in(zone: Any) -> dt.date:
