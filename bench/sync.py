@@ -10,7 +10,7 @@ an in-process transport.
     .venv/bin/python bench/sync.py example:medium:postgres --rate-limit
 
 Cases are ``platform:size:backend[:extra=value,...]`` (extra goes to SandboxOptions.extra).
-Figures go in docs/benchmarks-sync.md.
+Figures go in docs/benchmarks.md (Sync engine benchmarks).
 """
 
 from __future__ import annotations
