@@ -212,7 +212,9 @@ def test_a_key_inserted_concurrently_after_the_lookup_is_updated(store: Store):
         thread = threading.Thread(target=second)
         thread.start()
         with store.system(write=False) as watcher:  # until the second one waits on our row
-            for _ in range(200):
+            waiting = 0
+            deadline = time.monotonic() + 60  # generous: a loaded machine starts threads late
+            while time.monotonic() < deadline and thread.is_alive():
                 waiting = watcher.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity "
