@@ -190,7 +190,7 @@ async def list_accessible_customers(
     return [str(name).rpartition("/")[2] for name in names]
 
 
-ROWS_PER_CHUNK = 1_000  # rows parsed, mapped and stored at a time out of a 10,000-row page
+ROWS_PER_CHUNK = 500  # rows parsed, mapped and stored at a time out of a 10,000-row page
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
 
@@ -271,10 +271,11 @@ async def search(
     query: Query,
     *,
     login: str | None = None,
-    chunk_rows: int = ROWS_PER_CHUNK,
+    chunk_rows: int | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every row of ``query`` on ``customer``, in lists of at most ``chunk_rows``: each page
-    of the same query with its ``nextPageToken``, parsed a chunk at a time.
+    """Every row of ``query`` on ``customer``, in lists of at most ``chunk_rows`` (default
+    :data:`ROWS_PER_CHUNK`): each page of the same query with its ``nextPageToken``, parsed
+    a chunk at a time.
 
     Never sends a page size (the API pages by 10,000 rows and refuses ``pageSize``); a page
     token seen twice raises :class:`~cmis_core.errors.Fatal` (``paging_loop``).
@@ -292,7 +293,7 @@ async def search(
         answer = await _answer_text(ctx, url, body, sent)
         pages += 1
         rest: dict[str, Any] = {}
-        chunks = answer_rows(answer, rest, chunk_rows)
+        chunks = answer_rows(answer, rest, chunk_rows or ROWS_PER_CHUNK)
         del answer  # the chunks hold the text until the last row is parsed
         while True:
             try:

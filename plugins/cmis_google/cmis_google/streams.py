@@ -104,6 +104,10 @@ def _status(table: Mapping[str, EntityStatus], value: Any) -> str:
 
 
 def _raw(row: Row) -> dict[str, Any]:
+    """The row as kept in ``raw``: a row parsed from an answer is a plain dict of JSON values
+    used once, so it is kept as is (no second copy); any other mapping is copied."""
+    if type(row) is dict:
+        return row
     copy: dict[str, Any] = json.loads(json.dumps(row))  # a plain, JSON-safe copy
     return copy
 
@@ -111,8 +115,7 @@ def _raw(row: Row) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ mappers
 def map_account(row: Row, *, login: str) -> Record:
     status = field(row, "customer_client.status")
-    raw = _raw(row.get("customerClient") or {})
-    raw["login_customer_id"] = login
+    raw = {**_raw(row.get("customerClient") or {}), "login_customer_id": login}
     return {
         "external_id": str(field(row, "customer_client.id")),
         "name": field(row, "customer_client.descriptive_name") or None,
