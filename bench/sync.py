@@ -8,6 +8,7 @@ an in-process transport.
     .venv/bin/python bench/sync.py                       # the default matrix
     .venv/bin/python bench/sync.py meta:bench:sqlite     # one case: platform:size:backend
     .venv/bin/python bench/sync.py example:medium:postgres --rate-limit
+    .venv/bin/python bench/sync.py meta:bench:sqlite --latency-ms 100   # 100 ms per call
 
 Cases are ``platform:size:backend[:extra=value,...]`` (extra goes to SandboxOptions.extra).
 Figures go in docs/benchmarks.md (Sync engine benchmarks).
@@ -61,13 +62,18 @@ def peak_mb() -> float:
 
 
 # ------------------------------------------------------------------ the sandbox process
-def serve(platform: str, size: str, rate_limit: bool, extra: dict[str, Any]) -> None:
+def serve(
+    platform: str, size: str, rate_limit: bool, extra: dict[str, Any], latency_ms: int
+) -> None:
     from cmis_core.contract import SandboxOptions
     from cmis_core.factory import get_registry
     from cmis_core.testing.serve import serve as serve_app
 
     sandbox = get_registry().sandbox(platform)
-    app = sandbox.app(SandboxOptions(seed=1, size=size, rate_limit=rate_limit, extra=extra))
+    options = SandboxOptions(
+        seed=1, size=size, rate_limit=rate_limit, latency_ms=latency_ms, extra=extra
+    )
+    app = sandbox.app(options)
     with serve_app(app) as url:
         print(url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
@@ -75,9 +81,10 @@ def serve(platform: str, size: str, rate_limit: bool, extra: dict[str, Any]) -> 
 
 @contextlib.contextmanager
 def sandbox_process(
-    platform: str, size: str, rate_limit: bool, extra: dict[str, Any]
+    platform: str, size: str, rate_limit: bool, extra: dict[str, Any], latency_ms: int
 ) -> Iterator[str]:
     args = [sys.executable, __file__, "--serve", platform, size, json.dumps(extra)]
+    args += ["--latency-ms", str(latency_ms)]
     if rate_limit:
         args.append("--rate-limit")
     child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -157,7 +164,8 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
     registry = get_registry()
     sandbox_env = registry.sandbox(platform).env(base_url)
     env = {**sandbox_env, **(META_ENV if platform == "meta" else {})}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("CMIS_SYNC_")})
+    own = ("CMIS_SYNC_", f"CMIS_{platform.upper()}_")  # overrides from the environment
+    env.update({k: v for k, v in os.environ.items() if k.startswith(own)})
     tokens = await tokens_for(platform, base_url, env)
     with database(backend) as db:
         settings = db.settings(**env)
@@ -194,6 +202,8 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
 
     async with httpx2.AsyncClient() as http:
         stats = (await http.get(base_url + "/_sandbox/stats")).json()
+        own = await http.get(f"{base_url}/_sandbox/{platform}/stats")
+        platform_stats = own.json() if own.status_code == 200 else {}
     return {
         "platform": platform,
         "backend": backend,
@@ -209,17 +219,21 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
         "streams": {n: s.records for n, s in result.streams.items()},
         "sandbox_calls": stats.get("calls", {}),
         "sandbox_throttled": stats.get("throttled", 0),
+        "max_concurrent_calls": stats.get("max_in_flight", 0),
+        "rate_limits": stats.get("rate_limits"),
+        "report_runs": platform_stats.get("report_runs"),
+        "max_running_report_runs": platform_stats.get("max_running_report_runs"),
     }
 
 
-def run_case(case: str, rate_limit: bool) -> dict[str, Any]:
+def run_case(case: str, rate_limit: bool, latency_ms: int = 0) -> dict[str, Any]:
     platform, size, backend, *rest = case.split(":")
     extra: dict[str, Any] = {}
     for item in rest:
         for pair in item.split(","):
             key, _, value = pair.partition("=")
             extra[key] = int(value) if value.isdigit() else value
-    with sandbox_process(platform, size, rate_limit, extra) as url:
+    with sandbox_process(platform, size, rate_limit, extra, latency_ms) as url:
         out = subprocess.run(
             [sys.executable, __file__, "--measure", platform, url, backend],
             capture_output=True,
@@ -229,16 +243,13 @@ def run_case(case: str, rate_limit: bool) -> dict[str, Any]:
     if out.returncode != 0:
         raise SystemExit(f"{case} failed:\n{out.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    figures.update(size=size, extra=extra, rate_limit=rate_limit)
-    if rate_limit and "rate" in extra and "burst" in extra:
-        # the sandbox's bucket: burst + rate x elapsed units; a report call costs 2
-        cost = sum(
-            n * (2 if "insights" in path else 1)
-            for path, n in figures["sandbox_calls"].items()
-            if "/_sandbox" not in path and "oauth" not in path
-        )
-        allowed = extra["burst"] + extra["rate"] * figures["seconds"]
-        figures["budget_used"] = round(cost / allowed, 3)
+    figures.update(size=size, extra=extra, rate_limit=rate_limit, latency_ms=latency_ms)
+    budgets = figures.pop("rate_limits", None)
+    if rate_limit and budgets:
+        # the busiest rate-limit key: units charged against burst + rate x its active time
+        key, used = max(budgets.items(), key=lambda kv: kv[1]["charged"])
+        figures["budget_key"] = key
+        figures["budget_used"] = round(used["charged"] / used["allowed"], 3)
     return figures
 
 
@@ -246,26 +257,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=DEFAULT)
     parser.add_argument("--rate-limit", action="store_true", help="sandbox rate limits on")
+    parser.add_argument("--latency-ms", type=int, default=0, help="sandbox latency per call")
+    parser.add_argument("--json", action="store_true", help="print each case's figures as JSON")
     parser.add_argument("--serve", nargs=3, metavar=("PLATFORM", "SIZE", "EXTRA"))
     parser.add_argument("--measure", nargs=3, metavar=("PLATFORM", "URL", "BACKEND"))
     args = parser.parse_args()
     if args.serve:
         platform, size, extra = args.serve
-        serve(platform, size, args.rate_limit, json.loads(extra))
+        serve(platform, size, args.rate_limit, json.loads(extra), args.latency_ms)
         return
     if args.measure:
         platform, url, backend = args.measure
         print(json.dumps(asyncio.run(measure(platform, url, backend))))
         return
     for case in args.cases:
-        figures = run_case(case, args.rate_limit)
+        figures = run_case(case, args.rate_limit, args.latency_ms)
+        if args.json:
+            print(json.dumps({"case": case, **figures}), flush=True)
+            continue
+        jobs = figures.get("max_running_report_runs")
         print(
             f"{case:36} {figures['records']:>8,} rec {figures['seconds']:>6.1f} s "
             f"{figures['records_per_s']:>6,} rec/s {figures['calls']:>5} calls "
             f"{figures['throttled']:>3} throttled  "
             f"RSS post-import {figures['post_import_rss_mb']} MB "
             f"peak {figures['peak_rss_mb']} MB (+{figures['growth_mb']} MB) {figures['status']}"
-            + (f" budget used {figures['budget_used']:.1%}" if "budget_used" in figures else ""),
+            + (f" budget used {figures['budget_used']:.1%}" if "budget_used" in figures else "")
+            + f" | calls at once <= {figures['max_concurrent_calls']}"
+            + (f", report runs {figures['report_runs']} (<= {jobs} at once)" if jobs else ""),
             flush=True,
         )
 

@@ -186,6 +186,10 @@ async def test_usage_rises_with_load_then_throttles(http, served) -> None:
     assert stats["throttled"] == 1
     assert stats["calls"]["GET /v1/things"] == 6
     assert stats["statuses"] == {"200": 5, "429": 1}
+    # the budget: the refused call charged nothing; allowed is burst + rate x active time
+    (budget,) = stats["rate_limits"].values()
+    assert budget["charged"] == 5
+    assert 5 <= budget["allowed"] < 5 + 5 * 1.0
 
 
 async def test_faults_fire_n_times_on_matching_paths(http, served) -> None:
@@ -232,3 +236,16 @@ async def test_latency_option_slows_api_calls_not_control(http) -> None:
         await http.get(f"{url}/_sandbox/stats")
         fast = time.monotonic() - start
     assert slow >= 0.15 > fast
+
+
+async def test_the_call_log_counts_calls_answered_at_once(http) -> None:
+    import asyncio
+
+    fake = build(latency_ms=150)
+    with serve(fake.app()) as url:
+        await http.get(f"{url}/v1/things")
+        assert (await http.get(f"{url}/_sandbox/stats")).json()["max_in_flight"] == 1
+        await asyncio.gather(*(http.get(f"{url}/v1/things") for _ in range(3)))
+        stats = (await http.get(f"{url}/_sandbox/stats")).json()
+    assert stats["max_in_flight"] == 3
+    assert fake.calls.in_flight == 0

@@ -22,6 +22,13 @@ class _Bucket:
 
 
 @attrs.define
+class _Charges:
+    units: float
+    first: float
+    last: float
+
+
+@attrs.define
 class RateLimiter:
     """Token buckets keyed by caller; ``enabled`` False lets every call through (usage 0)."""
 
@@ -30,6 +37,7 @@ class RateLimiter:
     enabled: bool = True
     clock: Clock = attrs.field(factory=Clock)
     _buckets: dict[str, _Bucket] = attrs.field(factory=dict, init=False)
+    _charges: dict[str, _Charges] = attrs.field(factory=dict, init=False)
 
     def _bucket(self, key: str) -> _Bucket:
         now = self.clock.now()
@@ -65,7 +73,26 @@ class RateLimiter:
         if bucket.tokens < cost:
             return self.usage(key), (cost - bucket.tokens) / self.rate
         bucket.tokens -= cost
+        charges = self._charges.get(key)
+        if charges is None:
+            self._charges[key] = _Charges(cost, bucket.updated, bucket.updated)
+        else:
+            charges.units += cost
+            charges.last = bucket.updated
         return self.usage(key), None
+
+    def budget(self) -> dict[str, dict[str, float]]:
+        """Per key: units charged, and the units the limit allowed between its first and
+        last charged call (``burst`` plus ``rate`` a second): how much of its budget a
+        client used."""
+        return {
+            key: {
+                "charged": round(c.units, 2),
+                "allowed": round(self.burst + self.rate * (c.last - c.first), 2),
+            }
+            for key, c in self._charges.items()
+        }
 
     def reset(self) -> None:
         self._buckets.clear()
+        self._charges.clear()

@@ -250,17 +250,21 @@ class _Instrumented:
                 fake.calls.statuses[message["status"]] += 1
             await send(message)
 
-        if fake.options.latency_ms:
-            await asyncio.sleep(fake.options.latency_ms / 1000)
-        fault = fake.faults.take(method, path)
-        if fault is not None:
-            fake.calls.faults += 1
-            if fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            if fault.kind != "delay":
-                await fake.fault_response(fault)(scope, receive, counted)
-                return
-        await self.app(scope, receive, counted)
+        fake.calls.started()
+        try:
+            if fake.options.latency_ms:
+                await asyncio.sleep(fake.options.latency_ms / 1000)
+            fault = fake.faults.take(method, path)
+            if fault is not None:
+                fake.calls.faults += 1
+                if fault.delay_ms:
+                    await asyncio.sleep(fault.delay_ms / 1000)
+                if fault.kind != "delay":
+                    await fake.fault_response(fault)(scope, receive, counted)
+                    return
+            await self.app(scope, receive, counted)
+        finally:
+            fake.calls.finished()
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -287,6 +291,8 @@ def _control_routes(fake: FakePlatform) -> list[BaseRoute]:
         data = fake.calls.to_json()
         data["faults_pending"] = fake.faults.pending()
         data["live_grants"] = fake.tokens.live_grants()
+        if fake.limiter.enabled:
+            data["rate_limits"] = fake.limiter.budget()
         return JSONResponse(data)
 
     async def stats_reset(request: Request) -> Response:

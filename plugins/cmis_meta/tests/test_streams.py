@@ -105,6 +105,21 @@ async def test_an_interrupted_report_run_is_resumed_not_restarted(api, served) -
     assert f"inflight:{partition.key}" not in after
 
 
+async def test_report_runs_of_two_partitions_can_run_at_once(api, served) -> None:
+    import asyncio
+
+    account = (await accounts(api))[0]
+    stream = STREAMS["daily_metrics_ad"]
+    first, second = list(stream.partitions(api, account=account, state={}))[-2:]
+    await read(api, stream, first)
+    assert (await stats(api, served))["max_running_report_runs"] == 1
+    both = await asyncio.gather(read(api, stream, first), read(api, stream, second))
+    assert all(records for records, _ in both)
+    after = await stats(api, served)
+    assert after["report_runs"] == 3
+    assert after["max_running_report_runs"] == 2
+
+
 async def test_too_much_data_splits_the_job(api, served) -> None:
     account = (await accounts(api))[0]
     stream = STREAMS["daily_metrics_ad"]

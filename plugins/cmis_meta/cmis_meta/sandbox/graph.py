@@ -66,6 +66,7 @@ class ReportRun:
     date_stop: str
     polls: int = 0
     failed: bool = False
+    finished: bool = False  # its status has said completed or failed
 
 
 def missing(object_id: str) -> str:
@@ -157,6 +158,7 @@ def install(
 ) -> None:
     """Declare every Graph route on ``fake``."""
     runs: dict[str, ReportRun] = {}
+    jobs = {"running": 0, "max_running": 0}  # report runs started and not yet finished
     run_ids = itertools.count(9_000_000_000_001)
     subscriptions: dict[str, dict[str, Any]] = {}
     subscribed: set[str] = set()
@@ -283,11 +285,16 @@ def install(
         runs[run_id] = ReportRun(
             run_id, a, rows, since, until, failed=len(rows) > limits.job_max_rows
         )
+        jobs["running"] += 1
+        jobs["max_running"] = max(jobs["max_running"], jobs["running"])
         return call.json({"report_run_id": run_id})
 
     def run_status(call: Call, run: ReportRun) -> Response:
         run.polls += 1
         done = run.polls >= limits.job_polls
+        if done and not run.finished:
+            run.finished = True
+            jobs["running"] -= 1
         body: dict[str, Any] = {
             "id": run.run_id,
             "account_id": data.accounts[run.account]["account_id"],
@@ -555,6 +562,7 @@ def install(
     fake.subscriptions = subscriptions  # type: ignore[attr-defined]
     fake.subscribed = subscribed  # type: ignore[attr-defined]
     fake.runs = runs  # type: ignore[attr-defined]
+    fake.jobs = jobs  # type: ignore[attr-defined]
 
 
 def control_routes(fake: FakePlatform, data: MetaData, limits: Limits) -> list[Any]:
@@ -586,6 +594,7 @@ def control_routes(fake: FakePlatform, data: MetaData, limits: Limits) -> list[A
         return JSONResponse(
             {
                 "report_runs": len(fake.runs),  # type: ignore[attr-defined]
+                "max_running_report_runs": fake.jobs["max_running"],  # type: ignore[attr-defined]
                 "subscriptions": fake.subscriptions,  # type: ignore[attr-defined]
                 "subscribed": sorted(fake.subscribed),  # type: ignore[attr-defined]
             }
