@@ -218,6 +218,10 @@ class Stream(Protocol):
     out to this one (``"ad_accounts"``), or ``None``. ``partitions`` splits the work given
     the stream's stored state; ``read`` yields pages of records already mapped onto the
     common model (money in integer micros), following the platform's paging to the end.
+
+    Optional: ``concurrent_partitions(ctx) -> int``, how many of one account's partitions
+    the engine may read at once (1 when absent); see :mod:`cmis_core.sync.in_order` for
+    how their state is kept in order.
     """
 
     @property

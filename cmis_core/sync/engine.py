@@ -41,7 +41,7 @@ import httpx2
 import structlog
 from sqlalchemy import select
 
-from cmis_core.contract import Stream
+from cmis_core.contract import Partition, Stream
 from cmis_core.errors import (
     AccountFailed,
     CmisError,
@@ -57,6 +57,7 @@ from cmis_core.http import CallCounts, Counters, http_scope
 from cmis_core.store import tables
 from cmis_core.sync import fanout, state
 from cmis_core.sync.auth import RunAuth, TokenRenewer, TokensProvider
+from cmis_core.sync.in_order import InOrder, partitions_at_once
 from cmis_core.sync.result import (
     ACCOUNT_FAILED,
     ACCOUNT_SKIPPED,
@@ -406,22 +407,59 @@ class _Run:
         if len(set(keys)) != len(keys):
             raise Fatal(f"stream {name} returned a partition key twice", code="partition_loop")
         done = self.done.setdefault(name, set())
+        todo = [p for p in partitions if p.key not in done]
+        width = partitions_at_once(stream, self.ctx)
+        if width > 1 and len(todo) > 1:
+            await self.read_at_once(stream, todo, width)
+            return
+        for partition in todo:
+            await self.read_partition(stream, partition)
+
+    async def read_partition(
+        self, stream: Stream, partition: Partition, order: InOrder | None = None
+    ) -> None:
+        """Every page of one partition to the writer, then its completion."""
+        name = stream.name
         mapper = self.mapper(EntityKind(stream.entity))
         outcome = self.result.stream(name)
-        for partition in partitions:
-            if partition.key in done:
-                continue
-            async for page in stream.read(self.ctx, partition):
-                rows = [mapper.to_row(record) for record in page.records]
-                changes = page.state
-                routes = check_routes(page.routes)
-                del page  # its records are mapped: keep one copy of a page in memory, not two
-                outcome.pages += 1
-                if rows or changes or routes:
-                    await self.writer.put(_PageItem(name, mapper.entity, rows, changes, routes))
-            await self.writer.put(_DoneItem(name, partition.key, self.result.run_id))
-            done.add(partition.key)
-            outcome.partitions += 1
+        async for page in stream.read(self.ctx, partition):
+            rows = [mapper.to_row(record) for record in page.records]
+            changes = page.state
+            routes = check_routes(page.routes)
+            del page  # its records are mapped: keep one copy of a page in memory, not two
+            outcome.pages += 1
+            if changes and order is not None:
+                changes = order.now(partition.key, changes)
+            if rows or changes or routes:
+                await self.writer.put(_PageItem(name, mapper.entity, rows, changes, routes))
+        await self.writer.put(_DoneItem(name, partition.key, self.result.run_id))
+        self.done.setdefault(name, set()).add(partition.key)
+        outcome.partitions += 1
+        if order is not None:
+            for held in order.completed(partition.key):
+                await self.writer.put(_PageItem(name, mapper.entity, [], held))
+
+    async def read_at_once(self, stream: Stream, todo: list[Partition], width: int) -> None:
+        """Up to ``width`` partitions at once, started in order; shared state kept in order
+        (:mod:`cmis_core.sync.in_order`). The first failure (in partition order) cancels
+        the rest and is raised as the unit's error."""
+        order = InOrder([p.key for p in todo])
+        gate = asyncio.Semaphore(width)
+
+        async def one(partition: Partition) -> None:
+            async with gate:
+                await self.read_partition(stream, partition, order)
+
+        tasks = [asyncio.create_task(one(p)) for p in todo]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
 
     # -------------------------------------------------------------- the whole fan-out
     async def run_streams(self, streams: list[Stream]) -> None:

@@ -151,3 +151,45 @@ async def test_meta_full_then_only_what_changed(
         )
     first_ads = first.streams["ads"].records
     assert len(times) == 2 and first_ads == expected["ads"]
+
+
+async def test_meta_report_runs_run_at_once_and_the_watermark_is_the_last_day(
+    meta: Any, store: Store, database: TestDatabase
+) -> None:
+    import datetime as dt
+
+    registry, sandbox = meta
+    org = store.create_org("runs")
+    add_integration(store, org.id, "meta")
+    settings = database.settings(
+        **sandbox.env, CMIS_META_HISTORY_DAYS="30", CMIS_META_DAYS_PER_JOB="5"
+    )
+    minted = await sandbox.control("POST", "/meta/system_user_token")
+    tokens = TokenSet(access_token=minted["access_token"])
+    expected = await sandbox.expected()
+
+    result = await run_sync(
+        store, registry, settings, org_id=org.id, platform="meta", tokens=tokens
+    )
+    assert result.status == "succeeded", result.to_json()
+    # six 5-day partitions per account, three report runs at a time
+    assert result.streams["daily_metrics_ad"].partitions == 6 * len(result.accounts)
+    assert (await sandbox.control("GET", "/meta/stats"))["max_running_report_runs"] >= 2
+    assert metric_counts(store, org.id)["ad"] == expected["daily_metrics_ad"]
+    with store.org(org.id, write=False) as conn:
+        t = tables.sync_state
+        marks = dict(
+            conn.execute(
+                select(t.c.partition_key, t.c.state).where(
+                    t.c.stream == "daily_metrics_ad", t.c.partition_key.like("metrics_until:%")
+                )
+            ).all()
+        )
+        inflight = conn.execute(
+            select(func.count()).where(
+                t.c.stream == "daily_metrics_ad", t.c.partition_key.like("inflight:%")
+            )
+        ).scalar_one()
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert set(marks.values()) == {today} and len(marks) == len(result.accounts)
+    assert inflight == 0

@@ -65,6 +65,7 @@ SIZES = {
     "small": Size(2, 30, 1, 2),
     "medium": Size(5, 60, 3, 3),
     "large": Size(5, 200, 5, 5),  # 5,000 ads per account
+    "full": Size(5, 1000, 4, 5),  # 5,000 campaigns, 100,000 ads: the sync engine's top size
 }
 
 

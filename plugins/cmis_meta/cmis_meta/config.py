@@ -50,6 +50,7 @@ class MetaConfig:
     expiry_warning_days: int = 7
     history_days: int = 90
     days_per_job: int = 7
+    report_runs_at_once: int = 3
     report_poll_seconds: float = 2.0
     report_timeout_seconds: float = 1800.0
     page_size: int = 500
@@ -73,6 +74,7 @@ class MetaConfig:
             expiry_warning_days=int(_number(settings, "EXPIRY_WARNING_DAYS", 7)),
             history_days=int(_number(settings, "HISTORY_DAYS", 90, minimum=1)),
             days_per_job=int(_number(settings, "DAYS_PER_JOB", 7, minimum=1)),
+            report_runs_at_once=int(_number(settings, "REPORT_RUNS_AT_ONCE", 3, minimum=1)),
             report_poll_seconds=_number(settings, "REPORT_POLL_SECONDS", 2.0),
             report_timeout_seconds=_number(settings, "REPORT_TIMEOUT_SECONDS", 1800.0, minimum=1),
             page_size=int(_number(settings, "PAGE_SIZE", 500, minimum=1)),

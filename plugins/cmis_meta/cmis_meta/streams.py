@@ -9,7 +9,8 @@
 - ``creatives``: ``GET /act_<id>/adcreatives`` (Graph offers no updated_time filter).
 - ``daily_metrics_ad`` and ``daily_metrics_account``: see :mod:`cmis_meta.insights`;
   partitions of ``CMIS_META_DAYS_PER_JOB`` days from the last day read less the look-back
-  (``CMIS_META_LOOKBACK_DAYS``, default 28), or ``CMIS_META_HISTORY_DAYS`` on the first sync.
+  (``CMIS_META_LOOKBACK_DAYS``, default 28), or ``CMIS_META_HISTORY_DAYS`` on the first sync;
+  ad level reads ``CMIS_META_REPORT_RUNS_AT_ONCE`` partitions (report runs) at once.
 - ``leads``: ``/act_<id>/promote_pages`` -> ``/<page>/leadgen_forms`` ->
   ``/<form>/leads`` filtered on ``time_created``. Every page and form walked is yielded
   as a route (``Page.routes``: ``("page", <page id>)``, ``("form", <form id>)``), so
@@ -324,6 +325,13 @@ class MetricsStream:
             out.append(Partition(key=key, account_id=base.account_id, params=params))
             start = end + dt.timedelta(days=1)
         return out
+
+    def concurrent_partitions(self, ctx: PlatformContext) -> int:
+        """Ad level: report runs of one account started and read at once (each partition's
+        run id is its own state; ``metrics_until`` is kept in order by the engine)."""
+        if self.level != "ad":
+            return 1
+        return MetaConfig.from_settings(ctx.settings).report_runs_at_once
 
     async def read(self, ctx: PlatformContext, partition: Partition) -> AsyncIterator[Page]:
         config = MetaConfig.from_settings(ctx.settings)

@@ -11,6 +11,7 @@ Sizes:
 - ``medium``: a manager with four clients and a sub-manager with three more, plus one
   client the user reaches directly (no manager); 4 x 3 x 3 each.
 - ``large`` (benchmarks): one manager with five clients; 50 x 10 x 10 each.
+- ``full`` (the sync engine's top size): five clients of 1,000 x 4 x 5 (100,000 ads).
 
 Every client also has one lead form asset (``asset.type = LEAD_FORM``, id
 ``40_000_000_000`` + its number: the form its lead deliveries name) and one text asset.
@@ -52,6 +53,7 @@ SIZES = {
     "small": Size(3, 0, 0, 2, 2, 2),
     "medium": Size(4, 3, 1, 4, 3, 3),
     "large": Size(5, 0, 0, 50, 10, 10),
+    "full": Size(5, 0, 0, 1000, 4, 5),  # 5,000 campaigns, 100,000 ads
 }
 
 

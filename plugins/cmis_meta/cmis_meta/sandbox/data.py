@@ -51,6 +51,8 @@ SIZES = {
     "medium": Size(3, 40, 3, 3, 28, 3, 40),
     # the bench workload: 200 campaigns, 1,000 ad sets, 5,000 ads, 150,000 ad-day rows
     "bench": Size(1, 200, 5, 5, 30, 4, 250),
+    # the sync engine's top size: 5,000 campaigns, 100,000 ads, 3,000,000 ad-day rows
+    "full": Size(5, 1000, 4, 5, 30, 4, 250),
 }
 
 
