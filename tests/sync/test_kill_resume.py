@@ -61,6 +61,13 @@ async def test_sigkill_then_resume_stores_every_row_once(
         tokens_file.write_text(tokens.to_json())
         expected = await sandbox.expected()
 
+        # the first metrics reads hang for a while: the kill lands before the run can finish,
+        # however slowly this test gets to look (a loaded machine)
+        await sandbox.control(
+            "POST",
+            "/faults",
+            {"path": "/v1/ad_accounts/*/insights", "kind": "delay", "delay_ms": 4000, "times": 2},
+        )
         child = start(database, sandbox.env, org.id, tokens_file)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and child.poll() is None:
