@@ -6,7 +6,7 @@
   ``serve_sandbox``).
 - :mod:`cmis_core.testing.control`: ``SandboxControl``, a client for the control API.
 - :mod:`cmis_core.testing.conformance`: ``PluginConformance``, the base test class every
-  plugin's tests subclass.
+  plugin's tests subclass (a package: the shared harness, then one module per section).
 - :mod:`cmis_core.testing.databases`: fresh SQLite and PostgreSQL databases (fixtures
   ``sqlite_database``, ``postgres_database``, ``database`` over both, ``store``).
 - :mod:`cmis_core.testing.plugin_fixtures`: pytest fixtures (opt in with
