@@ -15,12 +15,14 @@ Next links and cursors are never logged (Meta's links carry the access token).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 
 from cmis_core.errors import Fatal, PlatformError, RateLimited, TokenRejected, Transient
 from cmis_core.types import Platform, PlatformContext
+
+T = TypeVar("T")
 
 Items = str | Callable[[Any], list[Any]]
 Params = Mapping[str, Any]
@@ -102,7 +104,7 @@ async def paginate(
         items, following = await fetch(token)
         pages += 1
         ctx.log.debug("sync.page_fetched", platform=ctx.platform.name, page=pages, items=len(items))
-        yield items
+        yield items  # a consumer that empties it (``mapped``) frees the parsed page at once
         if not following or (max_pages is not None and pages >= max_pages):
             return
         if following in seen:
@@ -114,6 +116,17 @@ async def paginate(
             )
         seen.add(following)
         token = following
+
+
+def mapped(items: list[Any], mapper: Callable[[Any], T]) -> list[T]:
+    """``[mapper(item) for item in items]``, then ``items`` emptied: the parsed page is freed
+    at once instead of living on (in the stream's frame) while its records are stored.
+
+    ``yield Page(records=mapped(items, lambda i: to_record(i, partition)))``
+    """
+    out = [mapper(item) for item in items]
+    items.clear()
+    return out
 
 
 def after_cursor(body: Any) -> str | None:

@@ -14,6 +14,8 @@ from cmis_core.errors import Fatal, RateLimited, TokenRejected, Transient
 from cmis_core.settings import PlatformSettings
 from cmis_core.sync.paging import (
     cursor_pages,
+    mapped,
+    paginate,
     link_pages,
     offset_pages,
     page_token_pages,
@@ -158,3 +160,28 @@ async def test_the_platform_classify_comes_first_and_network_errors_are_transien
 
     with pytest.raises(Transient):
         await request_json(context(down), "GET", "https://d.example/x")
+
+
+async def test_a_mapped_page_is_freed_while_the_stream_waits() -> None:
+    import gc
+    import weakref
+
+    class Item:
+        pass
+
+    alive: list[weakref.ref[Item]] = []
+
+    async def fetch(token: str | None) -> tuple[list[Any], str | None]:
+        items = [Item() for _ in range(3)]
+        alive.extend(weakref.ref(i) for i in items)
+        return items, None if token else "next"
+
+    ctx = context(lambda request: httpx2.Response(200))
+    pages = paginate(ctx, fetch)
+    items = await anext(pages)
+    records = mapped(items, lambda item: {"kind": type(item).__name__})
+    assert records == [{"kind": "Item"}] * 3 and items == []
+    gc.collect()
+    # the loop is suspended at its yield, still holding the (now empty) list: no item lives
+    assert [ref() for ref in alive] == [None, None, None]
+    await pages.aclose()

@@ -34,6 +34,7 @@ import structlog
 
 from cmis_core import EntityKind, EntityStatus, Page, Partition, PlatformContext, Stream
 from cmis_core.errors import AccountFailed, Fatal
+from cmis_core.sync.paging import mapped
 from cmis_google.client import (
     NAME,
     customer_id,
@@ -309,9 +310,8 @@ class EntityStream:
         login = partition.params.get("login_customer_id")
         chunks = search(ctx, partition.account_id, self.query(partition), login=login)
         async for rows in chunks:
-            records: list[Mapping[str, Any]] = [self.mapper(row, partition) for row in rows]
-            rows.clear()  # mapped: free the parsed rows before the page waits for the writer
-            yield Page(records=records)
+            # mapped, then the parsed rows freed before the page waits for the writer
+            yield Page(records=mapped(rows, lambda row: self.mapper(row, partition)))
 
 
 def today_in(zone: Any) -> dt.date:

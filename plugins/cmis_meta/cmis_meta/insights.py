@@ -27,7 +27,7 @@ import attrs
 
 from cmis_core import Page, Partition, PlatformContext
 from cmis_core.errors import Fatal, PlatformError, SplitRequired, Transient
-from cmis_core.sync.paging import cursor_pages, request_json
+from cmis_core.sync.paging import cursor_pages, mapped, request_json
 from cmis_meta.client import NAME, graph_url, to_micros
 from cmis_meta.config import MetaConfig
 
@@ -183,6 +183,9 @@ class InsightsReader:
             resume = None
         yield Page(records=[], state={self.inflight_key: None})
 
+    def _metric(self, row: Mapping[str, Any]) -> Record:
+        return map_metric(row, level=self.level, config=self.config)
+
     async def _direct(self, piece: Piece) -> AsyncIterator[Page]:
         params = {
             **_params(self.level, piece, self.config),
@@ -190,7 +193,7 @@ class InsightsReader:
         }
         url = graph_url(self.ctx, f"{self.account}/insights")
         async for items in cursor_pages(self.ctx, url, params=params):
-            yield Page(records=[map_metric(r, level=self.level, config=self.config) for r in items])
+            yield Page(records=mapped(items, self._metric))
 
     async def _report(self, piece: Piece, resume: Mapping[str, Any] | None) -> AsyncIterator[Page]:
         run_id = await self._resumable(piece, resume)
@@ -220,7 +223,7 @@ class InsightsReader:
         async for items in cursor_pages(
             self.ctx, url, params={"limit": self.config.insights_page_size}
         ):
-            yield Page(records=[map_metric(r, level=self.level, config=self.config) for r in items])
+            yield Page(records=mapped(items, self._metric))
 
     async def _resumable(self, piece: Piece, resume: Mapping[str, Any] | None) -> str | None:
         """The checkpointed run for this piece if Meta still has it and it has not failed."""

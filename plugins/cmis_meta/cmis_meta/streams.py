@@ -26,6 +26,7 @@ on ``leads``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
@@ -33,7 +34,7 @@ from typing import Any
 import attrs
 
 from cmis_core import EntityKind, EntityStatus, Page, Partition, PlatformContext, Stream
-from cmis_core.sync.paging import cursor_pages, request_json
+from cmis_core.sync.paging import cursor_pages, mapped, request_json
 from cmis_meta.client import graph_url, minor_to_micros
 from cmis_meta.config import MetaConfig
 from cmis_meta.insights import InsightsReader
@@ -281,7 +282,7 @@ class EntityStream:
             if self.level is not None:
                 stamps = [s for s in (epoch(i.get("updated_time")) for i in items) if s is not None]
                 newest = max([*stamps, *([newest] if newest else [])], default=newest)
-            yield Page(records=[self.mapper(item, partition) for item in items])
+            yield Page(records=mapped(items, lambda item: self.mapper(item, partition)))
         if self.level is not None and newest is not None:
             previous = partition.params.get("updated_since")
             mark = max(newest, int(previous) + OVERLAP_SECONDS if previous is not None else newest)
@@ -407,7 +408,8 @@ class LeadsStream:
                                 if s is not None
                             ]
                             newest = max([*stamps, *([newest] if newest else [])], default=newest)
-                            yield Page(records=[map_lead(x, scoped) for x in leads])
+                            lead = functools.partial(map_lead, partition=scoped)
+                            yield Page(records=mapped(leads, lead))
         if newest is not None:
             yield Page(records=[], state={f"watermark:{partition.account_id}": newest})
 
