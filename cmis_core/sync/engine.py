@@ -8,7 +8,9 @@
    read back from the database (:mod:`cmis_core.sync.fanout`);
 3. runs every other stream once per account (a *unit*), at most ``CMIS_SYNC_CONCURRENCY``
    units at a time (default: the platform's ``rate_limit.max_concurrency``); a unit asks
-   its stream for partitions given the stored state, and reads each one page by page;
+   its stream for partitions given the stored state, and reads each one page by page (up
+   to the stream's optional ``concurrent_partitions(ctx)`` at once, shared state kept in
+   partition order: :mod:`cmis_core.sync.in_order`);
 4. hands each page, mapped onto its table (:mod:`cmis_core.sync.writer`), to one writer
    through a queue of at most ``CMIS_SYNC_MAX_PAGES_IN_FLIGHT`` pages, so memory stays flat
    whatever the size of the account; the writer stores queued pages in one transaction:
