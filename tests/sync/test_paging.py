@@ -14,11 +14,11 @@ from cmis_core.errors import Fatal, RateLimited, TokenRejected, Transient
 from cmis_core.settings import PlatformSettings
 from cmis_core.sync.paging import (
     cursor_pages,
-    mapped,
-    paginate,
     link_pages,
+    mapped,
     offset_pages,
     page_token_pages,
+    paginate,
     request_json,
 )
 from cmis_core.types import Platform, PlatformContext
