@@ -20,9 +20,11 @@ import pytest_asyncio
 import structlog
 
 from cmis_core.contract import AuthProvider, Sandbox, SandboxOptions, Stream
+from cmis_core.errors import PluginError
 from cmis_core.factory import Registry, load_plugins
 from cmis_core.markers import PROJECT
 from cmis_core.settings import PlatformSettings, Settings
+from cmis_core.sync.fanout import ordered
 from cmis_core.testing.control import SandboxControl
 from cmis_core.testing.serve import RunningSandbox, serve_sandbox
 from cmis_core.types import Capability, PlatformContext, TokenSet
@@ -40,20 +42,15 @@ async def raised(call: Awaitable[Any]) -> BaseException | None:
 
 
 def stream_order(streams: Mapping[str, Stream]) -> list[Stream]:
-    """Streams with every parent before its children; a cycle or unknown parent is an error."""
-    order: list[Stream] = []
-    placed: set[str] = set()
-    pending = dict(streams)
-    while pending:
-        ready = [s for s in pending.values() if s.parent is None or s.parent in placed]
-        if not ready:
-            names = ", ".join(f"{s.name} (parent {s.parent})" for s in pending.values())
-            raise AssertionError(f"streams with an unknown or cyclic parent: {names}")
-        for stream in sorted(ready, key=lambda s: s.name):
-            order.append(stream)
-            placed.add(stream.name)
-            del pending[stream.name]
-    return order
+    """Streams with every parent before its children; a cycle or unknown parent fails the test.
+
+    The engine's order (:func:`cmis_core.sync.fanout.ordered`); its ``PluginError`` is
+    raised as an ``AssertionError``, as a failed check of the kit.
+    """
+    try:
+        return ordered(streams)
+    except PluginError as exc:
+        raise AssertionError(exc.message) from None
 
 
 @attrs.frozen

@@ -31,6 +31,8 @@ from cmis_core.sync.paging import cursor_pages, mapped, request_json
 from cmis_meta.client import NAME, graph_url, to_micros
 from cmis_meta.config import MetaConfig
 
+# Every effective_status an ad can have, for ``ad.effective_status IN [...]``; the ``ads``
+# stream (cmis_meta.streams.LEVEL_STATUSES) filters on the same list.
 AD_STATUSES = (
     "ACTIVE",
     "PAUSED",

@@ -37,7 +37,7 @@ from cmis_core import EntityKind, EntityStatus, Page, Partition, PlatformContext
 from cmis_core.sync.paging import cursor_pages, mapped, request_json
 from cmis_meta.client import graph_url, minor_to_micros
 from cmis_meta.config import MetaConfig
-from cmis_meta.insights import InsightsReader
+from cmis_meta.insights import AD_STATUSES, InsightsReader
 
 OVERLAP_SECONDS = 300
 STATUS = {
@@ -64,20 +64,7 @@ LEVEL_STATUSES = {
         "WITH_ISSUES",
         "CAMPAIGN_PAUSED",
     ),
-    "ad": (
-        "ACTIVE",
-        "PAUSED",
-        "DELETED",
-        "ARCHIVED",
-        "IN_PROCESS",
-        "WITH_ISSUES",
-        "CAMPAIGN_PAUSED",
-        "ADSET_PAUSED",
-        "PENDING_REVIEW",
-        "DISAPPROVED",
-        "PREAPPROVED",
-        "PENDING_BILLING_INFO",
-    ),
+    "ad": AD_STATUSES,  # the list ad-level insights filter on too
 }
 Record = dict[str, Any]
 Mapper = Callable[[Mapping[str, Any], Partition], Record]
