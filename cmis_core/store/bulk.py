@@ -296,16 +296,22 @@ class _PostgresSql:
         self.temp = temp
         self.clear = f"DELETE FROM {temp}"  # noqa: S608
         # Is any row stored between the smallest and the largest key of the page? Two top-1
-        # sorts of the page and one index descent; when nothing is, every row is new.
+        # sorts of the page and one index descent; when nothing is, every row is new. The
+        # first stored key at or above the page's smallest, in index order, compared with
+        # its largest: an ORDER BY ... LIMIT 1 the planner always takes down the index (an
+        # EXISTS over the range was planned as a sequential scan: row comparisons get a
+        # default selectivity, 434 ms a page on 2 million rows against 0.2 ms).
         key = [*org, *plan.row_key]
         page_key = ", ".join(["%(org)s::bigint"] * len(org) + [out(k) for k in plan.row_key])
         up = ", ".join(out(k) for k in plan.row_key)
         down = ", ".join(f"{out(k)} DESC" for k in plan.row_key)
         stored_key = f"ROW({', '.join(f'd.{q(k)}' for k in key)})"
+        index_order = ", ".join(f"d.{q(k)}" for k in key)
         self.any_in_range = (
-            f"SELECT EXISTS (SELECT FROM {table} d WHERE "  # noqa: S608
-            f"{stored_key} >= (SELECT {page_key} FROM {temp} t ORDER BY {up} LIMIT 1) AND "
-            f"{stored_key} <= (SELECT {page_key} FROM {temp} t ORDER BY {down} LIMIT 1))"
+            f"SELECT {stored_key} <= (SELECT {page_key} FROM {temp} t ORDER BY {down} LIMIT 1) "  # noqa: S608
+            f"FROM {table} d "
+            f"WHERE {stored_key} >= (SELECT {page_key} FROM {temp} t ORDER BY {up} LIMIT 1) "
+            f"ORDER BY {index_order} LIMIT 1"
         )
         self.insert = from_temp
         # A scalar subquery per row, not a join: always an index lookup on the key, whatever
@@ -398,7 +404,7 @@ def _upsert_postgres(
         found = cur.fetchone()
         cur.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
-            if found is not None and not found[0]:
+            if found is None or not found[0]:  # no stored key in the page's range
                 cur.execute(sql.insert, params)
                 counts: tuple[int, int] | None = (cur.rowcount, 0)
             else:

@@ -215,6 +215,8 @@ def test_a_key_inserted_concurrently_after_the_lookup_is_updated(store: Store):
             waiting = 0
             deadline = time.monotonic() + 60  # generous: a loaded machine starts threads late
             while time.monotonic() < deadline and thread.is_alive():
+                # pg_stat_activity is read once per transaction unless its snapshot is cleared
+                watcher.execute(text("SELECT pg_stat_clear_snapshot()"))
                 waiting = watcher.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity "
