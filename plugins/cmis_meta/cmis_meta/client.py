@@ -328,7 +328,8 @@ def usage(response: httpx2.Response) -> list[UsageReading]:
     ``insights:app`` (the app's insights throttle) and ``account:act_<id>`` (per ad account,
     from BUC entries of the ``ads_*`` types, the account usage and the insights throttle).
     Percentages become fractions; BUC's ``estimated_time_to_regain_access`` is in minutes,
-    ``reset_time_duration`` in seconds. One reading per scope, the highest.
+    ``reset_time_duration`` in seconds (the time until the account's score is back to 0:
+    a wait only when ``acc_id_util_pct`` is at 100). One reading per scope, the highest.
     """
     found: dict[str, tuple[float, float | None]] = {}
 
@@ -346,10 +347,14 @@ def usage(response: httpx2.Response) -> list[UsageReading]:
     account = _account_of(response)
     acc = _json_header(response, "x-ad-account-usage")
     if isinstance(acc, Mapping) and account:
+        # reset_time_duration is how long until the score is back to 0, not a wait: it is one
+        # only once the account is at its limit (otherwise every call would pause for it)
+        percent = _number(acc.get("acc_id_util_pct"))
+        blocked = percent is not None and percent >= 100
         add(
             f"account:{account}",
-            _number(acc.get("acc_id_util_pct")),
-            _number(acc.get("reset_time_duration")),
+            percent,
+            _number(acc.get("reset_time_duration")) if blocked else None,
         )
     throttle = _json_header(response, "x-fb-ads-insights-throttle")
     if isinstance(throttle, Mapping):

@@ -137,6 +137,17 @@ def test_usage_headers_become_readings_per_scope() -> None:
     assert usage(httpx2.Response(200, request=request)) == []
 
 
+@pytest.mark.parametrize(("percent", "wait"), [(9.5, None), (99.9, None), (100, 100)])
+def test_the_account_reset_time_is_a_wait_only_at_the_limit(percent, wait) -> None:
+    request = httpx2.Request("GET", "https://graph.facebook.com/v27.0/act_42/ads")
+    header = json.dumps({"acc_id_util_pct": percent, "reset_time_duration": 100})
+    response = httpx2.Response(200, headers={"X-Ad-Account-Usage": header}, request=request)
+    (reading,) = usage(response)
+    assert reading.scope == "account:act_42"
+    assert reading.used == pytest.approx(percent / 100)
+    assert reading.regain_after == wait
+
+
 def test_appsecret_proof_is_hmac_of_the_token() -> None:
     auth = MetaAuth("tok", "sekrit")
     request = next(auth.auth_flow(httpx2.Request("GET", "https://graph.facebook.com/v27.0/me?x=1")))
