@@ -296,21 +296,30 @@ class _PostgresSql:
         self.temp = temp
         self.clear = f"DELETE FROM {temp}"  # noqa: S608
         # Is any row stored between the smallest and the largest key of the page? Two top-1
-        # sorts of the page and one index descent; when nothing is, every row is new. The
-        # first stored key at or above the page's smallest, in index order, compared with
-        # its largest: an ORDER BY ... LIMIT 1 the planner always takes down the index (an
-        # EXISTS over the range was planned as a sequential scan: row comparisons get a
-        # default selectivity, 434 ms a page on 2 million rows against 0.2 ms).
-        key = [*org, *plan.row_key]
-        page_key = ", ".join(["%(org)s::bigint"] * len(org) + [out(k) for k in plan.row_key])
-        up = ", ".join(out(k) for k in plan.row_key)
-        down = ", ".join(f"{out(k)} DESC" for k in plan.row_key)
-        stored_key = f"ROW({', '.join(f'd.{q(k)}' for k in key)})"
-        index_order = ", ".join(f"d.{q(k)}" for k in key)
+        # sorts of the page and one index descent; when nothing is, every row is new: the
+        # first stored key at or above the page's smallest, in index order (ORDER BY ...
+        # LIMIT 1, which the planner always takes down the index), compared with its largest.
+        # On a tenant table the org is an equality on the index's first column and the range
+        # a row comparison over the rest, so the scan is positioned at the page's smallest
+        # key. Both matter at scale (2 million rows): an EXISTS over the range was planned as
+        # a sequential scan (row comparisons get a default selectivity), 434 ms a page; a row
+        # comparison starting with org_id, beside RLS's org_id equality, only filtered a walk
+        # of the org's whole index, 321 ms; this form takes 0.3 ms.
+        row_key = list(plan.row_key)
+        up = ", ".join(out(k) for k in row_key)
+        down = ", ".join(f"{out(k)} DESC" for k in row_key)
+
+        def tuple_of(items: list[str]) -> str:
+            return items[0] if len(items) == 1 else f"ROW({', '.join(items)})"
+
+        stored_key = tuple_of([f"d.{q(k)}" for k in row_key])
+        lowest = f"(SELECT {up} FROM {temp} t ORDER BY {up} LIMIT 1)"  # noqa: S608
+        highest = f"(SELECT {up} FROM {temp} t ORDER BY {down} LIMIT 1)"  # noqa: S608
+        in_org = "d.org_id = %(org)s AND " if org else ""
+        index_order = ", ".join(f"d.{q(k)}" for k in [*org, *row_key])
         self.any_in_range = (
-            f"SELECT {stored_key} <= (SELECT {page_key} FROM {temp} t ORDER BY {down} LIMIT 1) "  # noqa: S608
-            f"FROM {table} d "
-            f"WHERE {stored_key} >= (SELECT {page_key} FROM {temp} t ORDER BY {up} LIMIT 1) "
+            f"SELECT {stored_key} <= {highest} FROM {table} d "  # noqa: S608
+            f"WHERE {in_org}{stored_key} >= {lowest} "
             f"ORDER BY {index_order} LIMIT 1"
         )
         self.insert = from_temp
