@@ -154,11 +154,20 @@ async def test_meta_full_then_only_what_changed(
 
 
 async def test_meta_report_runs_run_at_once_and_the_watermark_is_the_last_day(
-    meta: Any, store: Store, database: TestDatabase
+    store: Store, database: TestDatabase
 ) -> None:
     import datetime as dt
 
-    registry, sandbox = meta
+    registry = registry_for("meta")
+    # its own sandbox (counts start at 0); 30 ms a call keeps the first run open while the
+    # next ones are started
+    with served(registry, "meta", job_polls=3, latency_ms=30) as sandbox:
+        await _report_runs_at_once(registry, sandbox, store, database, dt.datetime.now(dt.UTC))
+
+
+async def _report_runs_at_once(
+    registry: Any, sandbox: Any, store: Store, database: TestDatabase, now: Any
+) -> None:
     org = store.create_org("runs")
     add_integration(store, org.id, "meta")
     settings = database.settings(
@@ -190,6 +199,6 @@ async def test_meta_report_runs_run_at_once_and_the_watermark_is_the_last_day(
                 t.c.stream == "daily_metrics_ad", t.c.partition_key.like("inflight:%")
             )
         ).scalar_one()
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    today = now.date().isoformat()
     assert set(marks.values()) == {today} and len(marks) == len(result.accounts)
     assert inflight == 0
