@@ -47,7 +47,6 @@ from cmis_core.contract import Partition, Stream
 from cmis_core.errors import (
     AccountFailed,
     CmisError,
-    ConfigurationError,
     Fatal,
     PlatformError,
     RateLimited,
@@ -59,7 +58,9 @@ from cmis_core.http import CallCounts, Counters, http_scope
 from cmis_core.store import tables
 from cmis_core.sync import fanout, state
 from cmis_core.sync.auth import RunAuth, TokenRenewer, TokensProvider
+from cmis_core.sync.config import Progress, SyncConfig
 from cmis_core.sync.in_order import InOrder, partitions_at_once
+from cmis_core.sync.page_writer import DoneItem, PageItem, PageWriter
 from cmis_core.sync.result import (
     ACCOUNT_FAILED,
     ACCOUNT_SKIPPED,
@@ -70,7 +71,7 @@ from cmis_core.sync.result import (
     SyncResult,
 )
 from cmis_core.sync.versions import check_api_version
-from cmis_core.sync.writer import Batch, Mapper, check_routes, disable_accounts, write_batch
+from cmis_core.sync.writer import Mapper, check_routes
 from cmis_core.types import EntityKind, PlatformContext, SyncFinishedEvent
 
 if TYPE_CHECKING:
@@ -86,49 +87,6 @@ __all__ = ["Progress", "SyncConfig", "sync_integration"]
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-Progress = Callable[[str, int], None]
-"""Called after each commit with a stream name and the records just stored for it."""
-
-
-def _positive_int(settings: Settings, name: str, default: int | None) -> int | None:
-    raw = settings.environ.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigurationError(f"{name} must be at least 1, got {raw!r}")
-    return value
-
-
-@attrs.frozen(kw_only=True)
-class SyncConfig:
-    """The engine's tunables (``CMIS_SYNC_*``)."""
-
-    concurrency: int | None = None  # units at a time; None: the platform's max_concurrency
-    max_pages_in_flight: int = 2  # pages read and not yet stored
-    batch_rows: int = 5000  # rows the writer gathers into one transaction at most
-    new_accounts_enabled: bool = True
-    throttle_retries: int = 20  # unit re-reads after throttles outlasting the HTTP retries
-    transient_retries: int = 3
-    backoff_max: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SyncConfig:
-        new = (settings.environ.get("CMIS_SYNC_NEW_ACCOUNTS") or "enabled").strip().lower()
-        if new not in ("enabled", "disabled"):
-            raise ConfigurationError(
-                f"CMIS_SYNC_NEW_ACCOUNTS must be enabled or disabled, got {new!r}"
-            )
-        return cls(
-            concurrency=_positive_int(settings, "CMIS_SYNC_CONCURRENCY", None),
-            max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 2) or 2,
-            batch_rows=_positive_int(settings, "CMIS_SYNC_BATCH_ROWS", 5000) or 5000,
-            new_accounts_enabled=new == "enabled",
-        )
-
 
 class _Stop(Exception):
     """The run must stop (re-authorisation needed, a configuration error)."""
@@ -136,123 +94,6 @@ class _Stop(Exception):
     def __init__(self, error: CmisError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-# ------------------------------------------------------------------------------ the writer
-
-
-@attrs.frozen
-class _PageItem:
-    stream: str
-    entity: EntityKind
-    rows: list[dict[str, Any]]
-    state: Mapping[str, Any] | None
-    routes: list[tuple[str, str]] = attrs.field(factory=list)
-
-
-@attrs.frozen
-class _DoneItem:
-    stream: str
-    partition: str
-    run_id: int
-
-
-@attrs.frozen
-class _FlushItem:
-    future: asyncio.Future[None]
-
-
-_Item = _PageItem | _DoneItem | _FlushItem
-_STOP = object()
-
-
-class _Writer:
-    """The one task that stores pages: a bounded queue in, one transaction per batch out."""
-
-    def __init__(
-        self,
-        store: Store,
-        *,
-        org_id: int,
-        integration_id: int,
-        platform: str,
-        config: SyncConfig,
-        result: SyncResult,
-        progress: Progress | None,
-    ) -> None:
-        self.store = store
-        self.org_id = org_id
-        self.integration_id = integration_id
-        self.platform = platform
-        self.config = config
-        self.result = result
-        self.progress = progress
-        self.queue: asyncio.Queue[_Item | object] = asyncio.Queue(config.max_pages_in_flight)
-        self.on_new_accounts = None if config.new_accounts_enabled else disable_accounts(platform)
-
-    async def put(self, item: _Item) -> None:
-        await self.queue.put(item)
-
-    async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_FlushItem(future))
-        await future
-
-    async def stop(self) -> None:
-        await self.queue.put(_STOP)
-
-    async def run(self) -> None:
-        while True:
-            first = await self.queue.get()
-            if first is _STOP:
-                return
-            items: list[Any] = [first]
-            rows = len(first.rows) if isinstance(first, _PageItem) else 0
-            stop = False
-            while rows < self.config.batch_rows and not self.queue.empty():
-                more = self.queue.get_nowait()
-                if more is _STOP:
-                    stop = True
-                    break
-                items.append(more)
-                if isinstance(more, _PageItem):
-                    rows += len(more.rows)
-            await self._commit(items)
-            if stop:
-                return
-
-    async def _commit(self, items: list[Any]) -> None:
-        batch = Batch()
-        counts: collections.Counter[str] = collections.Counter()
-        for item in items:
-            if isinstance(item, _PageItem):
-                batch.add_rows(item.entity, item.rows)
-                counts[item.stream] += len(item.rows)
-                if item.state:
-                    batch.add_state(item.stream, item.state)
-                batch.add_routes(item.routes)
-            elif isinstance(item, _DoneItem):
-                batch.add_state(item.stream, {state.DONE + item.partition: {"run": item.run_id}})
-        if batch.rows or batch.state or batch.routes:
-            await asyncio.to_thread(self._write, batch)
-        for name, n in counts.items():
-            self.result.stream(name).records += n
-            if self.progress is not None:
-                self.progress(name, n)
-        for item in items:
-            if isinstance(item, _FlushItem) and not item.future.done():
-                item.future.set_result(None)
-
-    def _write(self, batch: Batch) -> None:
-        with self.store.org(self.org_id) as conn:
-            write_batch(
-                conn,
-                batch,
-                integration_id=self.integration_id,
-                platform=self.platform,
-                on_new_accounts=self.on_new_accounts,
-            )
 
 
 # ------------------------------------------------------------------------------ one run
@@ -267,7 +108,7 @@ class _Run:
         store: Store,
         ctx: PlatformContext,
         auth: RunAuth,
-        writer: _Writer,
+        writer: PageWriter,
         result: SyncResult,
         config: SyncConfig,
         done: dict[str, set[str]],
@@ -433,13 +274,13 @@ class _Run:
             if changes and order is not None:
                 changes = order.now(partition.key, changes)
             if rows or changes or routes:
-                await self.writer.put(_PageItem(name, mapper.entity, rows, changes, routes))
-        await self.writer.put(_DoneItem(name, partition.key, self.result.run_id))
+                await self.writer.put(PageItem(name, mapper.entity, rows, changes, routes))
+        await self.writer.put(DoneItem(name, partition.key, self.result.run_id))
         self.done.setdefault(name, set()).add(partition.key)
         outcome.partitions += 1
         if order is not None:
             for held in order.completed(partition.key):
-                await self.writer.put(_PageItem(name, mapper.entity, [], held))
+                await self.writer.put(PageItem(name, mapper.entity, [], held))
 
     async def read_at_once(self, stream: Stream, todo: list[Partition], width: int) -> None:
         """Up to ``width`` partitions at once, started in order; shared state kept in order
@@ -599,7 +440,7 @@ async def sync_integration(
         resumed=resumed,
         streams=len(chosen),
     )
-    writer = _Writer(
+    writer = PageWriter(
         store,
         org_id=org_id,
         integration_id=integration.id,

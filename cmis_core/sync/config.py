@@ -1,0 +1,58 @@
+"""The sync engine's tunables (``CMIS_SYNC_*``) and its progress callback type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from cmis_core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cmis_core.settings import Settings
+
+__all__ = ["Progress", "SyncConfig"]
+
+Progress = Callable[[str, int], None]
+"""Called after each commit with a stream name and the records just stored for it."""
+
+
+def _positive_int(settings: Settings, name: str, default: int | None) -> int | None:
+    raw = settings.environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class SyncConfig:
+    """The engine's tunables (``CMIS_SYNC_*``)."""
+
+    concurrency: int | None = None  # units at a time; None: the platform's max_concurrency
+    max_pages_in_flight: int = 2  # pages read and not yet stored
+    batch_rows: int = 5000  # rows the writer gathers into one transaction at most
+    new_accounts_enabled: bool = True
+    throttle_retries: int = 20  # unit re-reads after throttles outlasting the HTTP retries
+    transient_retries: int = 3
+    backoff_max: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SyncConfig:
+        new = (settings.environ.get("CMIS_SYNC_NEW_ACCOUNTS") or "enabled").strip().lower()
+        if new not in ("enabled", "disabled"):
+            raise ConfigurationError(
+                f"CMIS_SYNC_NEW_ACCOUNTS must be enabled or disabled, got {new!r}"
+            )
+        return cls(
+            concurrency=_positive_int(settings, "CMIS_SYNC_CONCURRENCY", None),
+            max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 2) or 2,
+            batch_rows=_positive_int(settings, "CMIS_SYNC_BATCH_ROWS", 5000) or 5000,
+            new_accounts_enabled=new == "enabled",
+        )
