@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -272,15 +273,32 @@ class _Run:
             del page  # its records are mapped: keep one copy of a page in memory, not two
             outcome.pages += 1
             if changes and order is not None:
-                changes = order.now(partition.key, changes)
-            if rows or changes or routes:
-                await self.writer.put(PageItem(name, mapper.entity, rows, changes, routes))
+                send = functools.partial(self.put_page, name, mapper.entity, rows, routes=routes)
+                await order.page(partition.key, changes, send)
+                del send
+            else:
+                await self.put_page(name, mapper.entity, rows, changes, routes=routes)
+            del rows  # the writer has the page now; don't keep it while reading the next
         await self.writer.put(DoneItem(name, partition.key, self.result.run_id))
         self.done.setdefault(name, set()).add(partition.key)
         outcome.partitions += 1
         if order is not None:
-            for held in order.completed(partition.key):
-                await self.writer.put(PageItem(name, mapper.entity, [], held))
+            await order.complete(
+                partition.key, functools.partial(self.put_page, name, mapper.entity, [])
+            )
+
+    async def put_page(
+        self,
+        stream: str,
+        entity: EntityKind,
+        rows: list[dict[str, Any]],
+        state: Mapping[str, Any] | None,
+        *,
+        routes: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """A page's rows, state and routes to the writer (nothing if it has none)."""
+        if rows or state or routes:
+            await self.writer.put(PageItem(stream, entity, rows, state, list(routes)))
 
     async def read_at_once(self, stream: Stream, todo: list[Partition], width: int) -> None:
         """Up to ``width`` partitions at once, started in order; shared state kept in order

@@ -9,11 +9,17 @@ at once, so a checkpoint is never late; any other key (a watermark such as
 has completed, so a watermark never moves past a partition that is still being read. If the
 run stops first, the held state is dropped: the next run re-reads from the old watermark,
 and nothing is missed.
+
+The decision and the hand-over to the writer are one step (:meth:`InOrder.page` and
+:meth:`InOrder.complete` hold a lock across both): the writer's queue is bounded, and a
+partition that found it full must not be overtaken by a later partition's watermark that
+was decided after its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from cmis_core.errors import PluginError
@@ -27,6 +33,24 @@ class InOrder:
         self._next = 0  # index of the oldest partition not completed
         self._completed: set[str] = set()
         self._held: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def page(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        """Send what :meth:`now` frees of a page's state; no other partition's state is
+        decided until it is handed over."""
+        async with self._lock:
+            await send(self.now(key, changes))
+
+    async def complete(self, key: str, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """Send, oldest first, the held state :meth:`completed` frees."""
+        async with self._lock:
+            for held in self.completed(key):
+                await send(held)
 
     def now(self, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """The part of a page's state of partition ``key`` to commit with the page; the

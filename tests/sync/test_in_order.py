@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cmis_core.errors import PluginError
@@ -59,3 +61,32 @@ def test_partitions_at_once_is_optional_and_checked() -> None:
     for bad in (0, -1, True, "3", 2.0):
         with pytest.raises(PluginError, match="concurrent_partitions"):
             partitions_at_once(_Stream(bad), None)
+
+
+async def test_a_later_watermark_is_never_handed_over_before_an_earlier_freed_one() -> None:
+    """The writer's queue is bounded: the partition that completes the oldest one may wait
+    to hand over the state it freed. A later partition's page decided meanwhile must queue
+    behind it, or the older watermark would be committed last."""
+    order = InOrder(KEYS)
+    sent: list[dict[str, object]] = []
+    queue_full = asyncio.Event()
+
+    async def slow_send(state: dict[str, object]) -> None:
+        await queue_full.wait()  # the writer's queue is full for now
+        sent.append(state)
+
+    async def send(state: dict[str, object]) -> None:
+        sent.append(state)
+
+    await order.page("a:8..14", {"until:a": "14"}, send)  # held: the first is open
+    await order.complete("a:8..14", send)
+    assert sent == [{}]
+    oldest = asyncio.create_task(order.complete("a:1..7", slow_send))
+    await asyncio.sleep(0)  # it freed the second's watermark and waits on the full queue
+    later = asyncio.create_task(order.page("a:15..21", {"until:a": "21"}, send))
+    await asyncio.sleep(0.01)
+    assert sent == [{}]  # the third's page, decided now, did not overtake the hand-over
+    queue_full.set()
+    await asyncio.gather(oldest, later)
+    marks = [s["until:a"] for s in sent if s]
+    assert marks == ["14", "21"]
