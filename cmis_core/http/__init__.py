@@ -14,6 +14,7 @@ from cmis_core.http.hub import HttpHub, process_store
 from cmis_core.http.retry import default_classify, parse_retry_after
 from cmis_core.http.scope import (
     ACCOUNT,
+    STREAM,
     HttpScope,
     TokenRefresher,
     current_scope,
@@ -24,6 +25,7 @@ from cmis_core.http.stores import GovernorStore, MemoryStore, RedisStore, ScopeS
 
 __all__ = [
     "ACCOUNT",
+    "STREAM",
     "CallCounts",
     "Counters",
     "Governor",

@@ -5,6 +5,8 @@ sites stay plain httpx2 calls. A single request can name its account itself with
 ``cmis.account`` request extension::
 
     await ctx.http.get(url, params=params, extensions={ACCOUNT: "act_1"})
+
+and ask for a long answer's body as it arrives with ``cmis.stream`` (:data:`STREAM`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
 
 ACCOUNT = "cmis.account"
 """Request extension naming the ad account a call counts against (overrides the scope)."""
+
+STREAM = "cmis.stream"
+"""Request extension asking for a successful answer's body as it arrives (with
+``ctx.http.stream(...)``) instead of read whole. An error answer is still read whole and
+classified; a 2xx answer is not classified (its body is not read yet) and is not retried
+once handed over: a failure while its body is read raises
+:class:`~cmis_core.errors.Transient` from the body's iterator."""
 
 TokenRefresher = Callable[[httpx2.Request], Awaitable[httpx2.Request | None]]
 """Called once when a request's token is rejected: the request re-signed with fresh

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -30,7 +31,7 @@ from cmis_core.http.retry import (
     parse_retry_after,
     wait_platform_or_backoff,
 )
-from cmis_core.http.scope import ACCOUNT, current_scope
+from cmis_core.http.scope import ACCOUNT, STREAM, current_scope
 from cmis_core.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -59,6 +60,38 @@ async def _body(upstream: httpx2.Response) -> tuple[bytes, httpx2.Headers]:
     return raw, upstream.headers
 
 
+class _StreamedBody(httpx2.AsyncByteStream):
+    """A streamed answer's body from the pool: network failures become Transient, the bytes
+    are counted when it is closed."""
+
+    def __init__(
+        self, upstream: httpx2.Response, what: str, platform: str, counted: Callable[[int], None]
+    ) -> None:
+        self._upstream = upstream
+        self._what = what
+        self._platform = platform
+        self._counted = counted
+        self._received = 0
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._upstream.aiter_raw():
+                self._received += len(chunk)
+                yield chunk
+        except _NETWORK_ERRORS as exc:
+            raise Transient(
+                f"{self._what}: {type(exc).__name__} while reading the answer",
+                platform=self._platform,
+            ) from exc
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._counted(self._received)
+            await self._upstream.aclose()
+
+
 class GovernedTransport(httpx2.AsyncBaseTransport):
     """Sends one platform's requests over the hub's pool, governed, classified and retried.
 
@@ -67,6 +100,10 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
     errors are retried up to ``max_attempts``; a wait longer than ``max_inline_wait`` raises
     :class:`~cmis_core.errors.RetryLater` instead. A rejected token is refreshed once through
     the scope's ``on_token_rejected``. Closing it leaves the shared pool open.
+
+    A request with the :data:`~cmis_core.http.STREAM` extension gets a 2xx answer's body as
+    it arrives (the concurrency slot is freed once the headers are in); error answers are
+    read whole and classified as usual.
     """
 
     def __init__(
@@ -185,10 +222,13 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
             "method": request.method,
             "url": redact_url(request.url),
         }
+        streamed = bool(request.extensions.get(STREAM))
         async with self._semaphore:
             started = time.perf_counter()
             try:
                 upstream = await self._pool.handle_async_request(request)
+                if streamed and upstream.is_success and not upstream.is_stream_consumed:
+                    return await self._streamed(upstream, request, account, run, waited, fields)
                 raw, headers = await _body(upstream)
             except _NETWORK_ERRORS as exc:
                 elapsed = time.perf_counter() - started
@@ -227,6 +267,35 @@ class GovernedTransport(httpx2.AsyncBaseTransport):
             )
         await self._raise(error, response, account, run, raw, waited, fields, elapsed_ms)
         raise AssertionError("unreachable: _raise raises")
+
+    async def _streamed(
+        self,
+        upstream: httpx2.Response,
+        request: httpx2.Request,
+        account: str | None,
+        run: Counters | None,
+        waited: float,
+        fields: dict[str, Any],
+    ) -> httpx2.Response:
+        """A 2xx answer handed over unread: usage headers observed, the call counted, its
+        bytes counted once the caller closes it."""
+        response = httpx2.Response(
+            upstream.status_code,
+            headers=upstream.headers,
+            stream=_StreamedBody(
+                upstream,
+                f"{request.method} {fields['url']}",
+                self._platform.name,
+                lambda received: self._count(account, run, bytes_received=received),
+            ),
+            extensions=upstream.extensions,
+        )
+        readings = self._readings(response)
+        if readings:
+            await self._governor.observe(self._platform, self._app, readings)
+        self._count(account, run, calls=1, waited=waited)
+        log.debug("http.request", **fields, status=upstream.status_code, streamed=True)
+        return response
 
     def _readings(self, response: httpx2.Response) -> list[UsageReading]:
         """The platform's usage readings; a header it cannot read is logged, not fatal."""
