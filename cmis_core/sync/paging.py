@@ -20,11 +20,18 @@ from typing import Any, TypeVar
 import httpx2
 
 from cmis_core.errors import Fatal, PlatformError, RateLimited, TokenRejected, Transient
+from cmis_core.http.scope import STREAM
+from cmis_core.sync.json_answer import array_chunks
 from cmis_core.types import Platform, PlatformContext
 
 T = TypeVar("T")
 
 Items = str | Callable[[Any], list[Any]]
+
+CHUNK = 100
+"""Items a page read as it arrives is parsed, mapped and queued by (``chunk=CHUNK``): a few
+hundred kilobytes of parsed JSON at a time, whatever the platform's page size; smaller
+costs calls into the writer, larger costs memory (docs/benchmarks.md)."""
 Params = Mapping[str, Any]
 
 
@@ -85,9 +92,78 @@ async def request_json(
         raise Transient(f"{name} answered a body that is not JSON", platform=name) from None
 
 
+async def json_chunks(
+    ctx: PlatformContext,
+    method: str,
+    url: str,
+    *,
+    member: str,
+    rest: dict[str, Any],
+    size: int,
+    params: Params | None = None,
+    json: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> AsyncIterator[list[Any]]:
+    """One call whose answer is a JSON object with a long array ``member`` (a 10,000-row
+    Google page, say), read as it arrives: the array's items ``size`` at a time, the other
+    members in ``rest`` once the last chunk is yielded (:mod:`cmis_core.sync.json_answer`).
+    Only a few items are in memory at once, never the page's text.
+
+    Errors as :func:`request_json`. A failure while the body is read, or a body that is not
+    one JSON object, raises :class:`~cmis_core.errors.Transient`; the engine then reads the
+    unit again from its last committed state (writes are idempotent).
+    """
+    name = ctx.platform.name
+    try:
+        async with ctx.http.stream(
+            method, url, params=params, json=json, headers=headers, extensions={STREAM: True}
+        ) as response:
+            if not response.is_success:  # the governed client raised already; a bare one did not
+                await response.aread()
+                raise_for_response(ctx.platform, response)
+            try:
+                async for chunk in array_chunks(response.aiter_bytes(), member, rest, size):
+                    yield chunk
+            except ValueError as exc:
+                raise Transient(
+                    f"{name} answered a body that is not the JSON expected ({exc})", platform=name
+                ) from None
+    except httpx2.TimeoutException:
+        raise Transient(f"{name}: the request timed out", platform=name) from None
+    except httpx2.TransportError as exc:
+        raise Transient(f"{name}: network error ({type(exc).__name__})", platform=name) from None
+
+
 def _items(body: Any, items: Items) -> list[Any]:
     found = items(body) if callable(items) else (body or {}).get(items)
     return list(found or [])
+
+
+class _Cursors:
+    """The loop guard every shape shares: a cursor, token or link seen twice is Fatal."""
+
+    def __init__(self, ctx: PlatformContext, max_pages: int | None) -> None:
+        self.ctx = ctx
+        self.max_pages = max_pages
+        self.pages = 0
+        self.seen: set[str] = set()
+
+    def after(self, following: str | None, items: int) -> str | None:
+        """The token of the next page, or None when this page was the last."""
+        self.pages += 1
+        name = self.ctx.platform.name
+        self.ctx.log.debug("sync.page_fetched", platform=name, page=self.pages, items=items)
+        if not following or (self.max_pages is not None and self.pages >= self.max_pages):
+            return None
+        if following in self.seen:
+            raise Fatal(
+                f"{name} returned a cursor it had already returned (page {self.pages}); "
+                "stopping instead of looping",
+                platform=name,
+                code="paging_loop",
+            )
+        self.seen.add(following)
+        return following
 
 
 async def paginate(
@@ -97,25 +173,44 @@ async def paginate(
     max_pages: int | None = None,
 ) -> AsyncIterator[list[Any]]:
     """The loop under every shape: ``fetch(token)`` gives a page and the next token (or None)."""
-    seen: set[str] = set()
+    cursors = _Cursors(ctx, max_pages)
     token: str | None = None
-    pages = 0
     while True:
         items, following = await fetch(token)
-        pages += 1
-        ctx.log.debug("sync.page_fetched", platform=ctx.platform.name, page=pages, items=len(items))
+        count = len(items)
         yield items  # a consumer that empties it (``mapped``) frees the parsed page at once
-        if not following or (max_pages is not None and pages >= max_pages):
+        token = cursors.after(following, count)
+        if token is None:
             return
-        if following in seen:
-            raise Fatal(
-                f"{ctx.platform.name} returned a cursor it had already returned (page {pages}); "
-                "stopping instead of looping",
-                platform=ctx.platform.name,
-                code="paging_loop",
-            )
-        seen.add(following)
-        token = following
+
+
+async def paginate_chunks(
+    ctx: PlatformContext,
+    fetch: Callable[[str | None, dict[str, Any]], AsyncIterator[list[Any]]],
+    following: Callable[[Any], str | None],
+    *,
+    max_pages: int | None = None,
+) -> AsyncIterator[list[Any]]:
+    """:func:`paginate` for pages read as they arrive: ``fetch(token, rest)`` yields a page's
+    items a chunk at a time and fills ``rest`` with the answer's other members, from which
+    ``following(rest)`` gives the next token."""
+    cursors = _Cursors(ctx, max_pages)
+    token: str | None = None
+    while True:
+        rest: dict[str, Any] = {}
+        count = 0
+        async for chunk in fetch(token, rest):
+            count += len(chunk)
+            yield chunk
+        token = cursors.after(following(rest), count)
+        if token is None:
+            return
+
+
+def _member(items: Items) -> str:
+    if not isinstance(items, str):
+        raise TypeError("pages read in chunks name their items' member (a str), not a function")
+    return items
 
 
 def mapped(items: list[Any], mapper: Callable[[Any], T]) -> list[T]:
@@ -147,14 +242,32 @@ def cursor_pages(
     cursor_param: str = "after",
     next_cursor: Callable[[Any], str | None] = after_cursor,
     max_pages: int | None = None,
+    chunk: int | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """Pages of a cursor-paged collection: the cursor goes back as ``cursor_param``."""
+    """Pages of a cursor-paged collection: the cursor goes back as ``cursor_param``.
+
+    With ``chunk``, each page is read as it arrives and yielded ``chunk`` items at a time
+    (:func:`json_chunks`; ``items`` must then name the member), never held whole.
+    """
+
+    def query(cursor: str | None) -> dict[str, Any]:
+        sent = dict(params or {})
+        if cursor is not None:
+            sent[cursor_param] = cursor
+        return sent
+
+    if chunk is not None:
+        member = _member(items)
+
+        def chunks(cursor: str | None, rest: dict[str, Any]) -> AsyncIterator[list[Any]]:
+            return json_chunks(
+                ctx, "GET", url, member=member, rest=rest, size=chunk, params=query(cursor)
+            )
+
+        return paginate_chunks(ctx, chunks, next_cursor, max_pages=max_pages)
 
     async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
-        query = dict(params or {})
-        if cursor is not None:
-            query[cursor_param] = cursor
-        body = await request_json(ctx, "GET", url, params=query)
+        body = await request_json(ctx, "GET", url, params=query(cursor))
         return _items(body, items), next_cursor(body)
 
     return paginate(ctx, fetch, max_pages=max_pages)
@@ -171,16 +284,36 @@ def page_token_pages(
     token_field: str = "nextPageToken",  # noqa: S107 (a field name)
     token_param: str = "pageToken",  # noqa: S107 (a parameter name)
     max_pages: int | None = None,
+    chunk: int | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """Google-style pages: ``nextPageToken`` goes back as ``pageToken`` (in ``json`` if given)."""
+    """Google-style pages: ``nextPageToken`` goes back as ``pageToken`` (in ``json`` if
+    given). With ``chunk``, each page is read as it arrives, ``chunk`` items at a time."""
 
-    async def fetch(token: str | None) -> tuple[list[Any], str | None]:
+    def request(token: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
         query, body = dict(params or {}), dict(json) if json is not None else None
         if token is not None:
             (body if body is not None else query)[token_param] = token
+        return query, body
+
+    def following(answer: Any) -> str | None:
+        token = (answer or {}).get(token_field)
+        return str(token) if token else None
+
+    if chunk is not None:
+        member = _member(items)
+
+        def chunks(token: str | None, rest: dict[str, Any]) -> AsyncIterator[list[Any]]:
+            query, body = request(token)
+            return json_chunks(
+                ctx, method, url, member=member, rest=rest, size=chunk, params=query, json=body
+            )
+
+        return paginate_chunks(ctx, chunks, following, max_pages=max_pages)
+
+    async def fetch(token: str | None) -> tuple[list[Any], str | None]:
+        query, body = request(token)
         answer = await request_json(ctx, method, url, params=query, json=body)
-        following = (answer or {}).get(token_field)
-        return _items(answer, items), str(following) if following else None
+        return _items(answer, items), following(answer)
 
     return paginate(ctx, fetch, max_pages=max_pages)
 
@@ -228,8 +361,20 @@ def link_pages(
     items: Items = "data",
     next_url: Callable[[Any], str | None] = next_link,
     max_pages: int | None = None,
+    chunk: int | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """Pages reached by following each next link as is (never logged: it may hold tokens)."""
+    """Pages reached by following each next link as is (never logged: it may hold tokens).
+    With ``chunk``, each page is read as it arrives, ``chunk`` items at a time."""
+    if chunk is not None:
+        member = _member(items)
+
+        def chunks(link: str | None, rest: dict[str, Any]) -> AsyncIterator[list[Any]]:
+            sent = params if link is None else None
+            return json_chunks(
+                ctx, "GET", link or url, member=member, rest=rest, size=chunk, params=sent
+            )
+
+        return paginate_chunks(ctx, chunks, next_url, max_pages=max_pages)
 
     async def fetch(link: str | None) -> tuple[list[Any], str | None]:
         if link is None:

@@ -47,7 +47,16 @@ async def collect(pages: Any) -> list[Any]:
     return [item async for page in pages for item in page]
 
 
-async def test_cursor_pages_follow_after_until_next_disappears() -> None:
+# every shape also reads its pages as they arrive (``chunk``): same items, same calls
+CHUNKS = pytest.mark.parametrize("chunk", [None, 4])
+
+
+async def sizes(pages: Any) -> list[int]:
+    return [len(page) async for page in pages]
+
+
+@CHUNKS
+async def test_cursor_pages_follow_after_until_next_disappears(chunk: int | None) -> None:
     seen: list[str | None] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -62,25 +71,28 @@ async def test_cursor_pages_follow_after_until_next_disappears() -> None:
             body["paging"]["next"] = "https://d.example/next"
         return httpx2.Response(200, json=body)
 
-    assert (
-        await collect(cursor_pages(context(handler), "https://d.example/x", params={"limit": 10}))
-        == ITEMS
-    )
+    ctx = context(handler)
+    pages = cursor_pages(ctx, "https://d.example/x", params={"limit": 10}, chunk=chunk)
+    assert await collect(pages) == ITEMS
     assert seen == [None, "10", "20"]
+    pages = cursor_pages(ctx, "https://d.example/x", params={"limit": 10}, chunk=chunk)
+    assert await sizes(pages) == ([10, 10, 3] if chunk is None else [4, 4, 2, 4, 4, 2, 3])
 
 
-async def test_a_repeated_cursor_is_fatal_not_an_endless_loop() -> None:
+@CHUNKS
+async def test_a_repeated_cursor_is_fatal_not_an_endless_loop(chunk: int | None) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(
             200, json={"data": [1], "paging": {"cursors": {"after": "same"}, "next": "n"}}
         )
 
     with pytest.raises(Fatal) as caught:
-        await collect(cursor_pages(context(handler), "https://d.example/x"))
+        await collect(cursor_pages(context(handler), "https://d.example/x", chunk=chunk))
     assert caught.value.code == "paging_loop"
 
 
-async def test_page_tokens_in_the_query_or_a_json_body() -> None:
+@CHUNKS
+async def test_page_tokens_in_the_query_or_a_json_body(chunk: int | None) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         if request.method == "POST":
             token = json.loads(request.content).get("pageToken")
@@ -93,8 +105,10 @@ async def test_page_tokens_in_the_query_or_a_json_body() -> None:
         return httpx2.Response(200, json=body)
 
     ctx = context(handler)
-    assert await collect(page_token_pages(ctx, "https://d.example/q")) == ITEMS
-    posted = page_token_pages(ctx, "https://d.example/q", method="POST", json={"query": "SELECT"})
+    assert await collect(page_token_pages(ctx, "https://d.example/q", chunk=chunk)) == ITEMS
+    posted = page_token_pages(
+        ctx, "https://d.example/q", method="POST", json={"query": "SELECT"}, chunk=chunk
+    )
     assert await collect(posted) == ITEMS
 
 
@@ -117,7 +131,8 @@ async def test_offset_pages_stop_on_a_short_page_or_the_total() -> None:
     assert calls == [0]  # the total said there was no more: no empty extra call
 
 
-async def test_next_links_are_followed_as_given() -> None:
+@CHUNKS
+async def test_next_links_are_followed_as_given(chunk: int | None) -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         page = int(request.url.params.get("page", 0))
         body: dict[str, Any] = {"data": [page]}
@@ -125,7 +140,26 @@ async def test_next_links_are_followed_as_given() -> None:
             body["paging"] = {"next": f"https://d.example/l?page={page + 1}&access_token=t"}
         return httpx2.Response(200, json=body)
 
-    assert await collect(link_pages(context(handler), "https://d.example/l")) == [0, 1, 2]
+    pages = link_pages(context(handler), "https://d.example/l", chunk=chunk)
+    assert await collect(pages) == [0, 1, 2]
+
+
+async def test_pages_read_in_chunks_classify_errors_and_refuse_a_broken_body() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/throttled":
+            return httpx2.Response(429, headers={"Retry-After": "7"})
+        return httpx2.Response(200, text='{"data": [1, 2, 3], "paging": {"next": ')
+
+    ctx = context(handler)
+    with pytest.raises(RateLimited) as throttled:
+        await collect(cursor_pages(ctx, "https://d.example/throttled", chunk=2))
+    assert throttled.value.retry_after == 7
+    pages = cursor_pages(ctx, "https://d.example/cut", chunk=2)
+    assert await anext(pages) == [1, 2]  # what came whole is read, then the cut is an error
+    with pytest.raises(Transient, match="not the JSON expected"):
+        await collect(pages)
+    with pytest.raises(TypeError, match="member"):
+        cursor_pages(ctx, "https://d.example/x", items=lambda body: body["data"], chunk=2)
 
 
 @pytest.mark.parametrize(
