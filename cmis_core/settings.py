@@ -93,8 +93,14 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="CMIS_SYNC_MAX_PAGES_IN_FLIGHT",
-        help="Pages read and not yet stored, at most (bounds a sync's memory).",
-        default="2",
+        help="Pages read and not yet stored, at most.",
+        default="16",
+    ),
+    Setting(
+        name="CMIS_SYNC_MAX_ROWS_IN_FLIGHT",
+        help="Rows read and not yet stored, at most (bounds a sync's memory; "
+        "a bigger page waits until the queue is empty).",
+        default="500",
     ),
     Setting(
         name="CMIS_SYNC_BATCH_ROWS",

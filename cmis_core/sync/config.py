@@ -36,7 +36,8 @@ class SyncConfig:
     """The engine's tunables (``CMIS_SYNC_*``)."""
 
     concurrency: int | None = None  # units at a time; None: the platform's max_concurrency
-    max_pages_in_flight: int = 2  # pages read and not yet stored
+    max_pages_in_flight: int = 16  # pages read and not yet stored
+    max_rows_in_flight: int = 500  # their rows (a page bigger than this goes alone)
     batch_rows: int = 5000  # rows the writer gathers into one transaction at most
     new_accounts_enabled: bool = True
     throttle_retries: int = 20  # unit re-reads after throttles outlasting the HTTP retries
@@ -52,7 +53,8 @@ class SyncConfig:
             )
         return cls(
             concurrency=_positive_int(settings, "CMIS_SYNC_CONCURRENCY", None),
-            max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 2) or 2,
+            max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 16) or 16,
+            max_rows_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_ROWS_IN_FLIGHT", 500) or 500,
             batch_rows=_positive_int(settings, "CMIS_SYNC_BATCH_ROWS", 5000) or 5000,
             new_accounts_enabled=new == "enabled",
         )

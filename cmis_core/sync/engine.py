@@ -12,8 +12,9 @@
    to the stream's optional ``concurrent_partitions(ctx)`` at once, shared state kept in
    partition order: :mod:`cmis_core.sync.in_order`);
 4. hands each page, mapped onto its table (:mod:`cmis_core.sync.writer`), to one writer
-   through a queue of at most ``CMIS_SYNC_MAX_PAGES_IN_FLIGHT`` pages, so memory stays flat
-   whatever the size of the account; the writer stores queued pages in one transaction:
+   through a queue of at most ``CMIS_SYNC_MAX_ROWS_IN_FLIGHT`` rows
+   (:mod:`cmis_core.sync.rows_queue`), so memory stays flat whatever the size of the
+   account; the writer stores queued pages in one transaction:
    their rows (bulk upsert), the state they carry, the partitions they complete and the
    webhook routes they make known (``Page.routes``, ad accounts, leads' pages and forms);
 5. closes the run row and tells the ``cmis_on_sync_finished`` observers.

@@ -1,5 +1,6 @@
-"""The one task of a sync run that stores pages: a bounded queue in, one transaction per
-batch out (:class:`PageWriter`), and the items readers put on its queue."""
+"""The one task of a sync run that stores pages: a queue bounded by rows in
+(:class:`~cmis_core.sync.rows_queue.RowsQueue`), one transaction per batch out
+(:class:`PageWriter`), and the items readers put on its queue."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from cmis_core.sync import state
+from cmis_core.sync.rows_queue import RowsQueue
 from cmis_core.sync.writer import Batch, disable_accounts, write_batch
 from cmis_core.types import EntityKind
 
@@ -66,20 +68,22 @@ class PageWriter:
         self.config = config
         self.result = result
         self.progress = progress
-        self.queue: asyncio.Queue[Item | object] = asyncio.Queue(config.max_pages_in_flight)
+        self.queue: RowsQueue[Item | object] = RowsQueue(
+            max_rows=config.max_rows_in_flight, max_items=config.max_pages_in_flight
+        )
         self.on_new_accounts = None if config.new_accounts_enabled else disable_accounts(platform)
 
     async def put(self, item: Item) -> None:
-        await self.queue.put(item)
+        await self.queue.put(item, len(item.rows) if isinstance(item, PageItem) else 0)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self.queue.put(FlushItem(future))
+        await self.queue.put(FlushItem(future), 0)
         await future
 
     async def stop(self) -> None:
-        await self.queue.put(STOP)
+        await self.queue.put(STOP, 0)
 
     async def run(self) -> None:
         while True:
