@@ -17,7 +17,7 @@ import attrs
 
 from cmis_core import EntityKind, EntityStatus, Page, Partition, PlatformContext, Stream
 from cmis_core.errors import Fatal
-from cmis_core.sync.paging import cursor_pages, mapped
+from cmis_core.sync.paging import CHUNK, cursor_pages, mapped
 from cmis_example.client import api_url
 
 PAGE_SIZE = 100  # the API clamps to its own maximum
@@ -144,7 +144,7 @@ class ExampleStream:
 
     async def read(self, ctx: PlatformContext, partition: Partition) -> AsyncIterator[Page]:
         url = api_url(ctx, self.path.format(account_id=partition.account_id))
-        async for items in cursor_pages(ctx, url, params=self.params(partition)):
+        async for items in cursor_pages(ctx, url, params=self.params(partition), chunk=CHUNK):
             yield Page(records=mapped(items, lambda item: self.mapper(item, partition)))
 
 

@@ -16,9 +16,8 @@ where the same error elsewhere is :class:`~cmis_core.errors.Fatal`.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import attrs
@@ -37,7 +36,7 @@ from cmis_core.errors import (
     Transient,
     UsageError,
 )
-from cmis_core.sync.paging import raise_for_response, request_json, retry_after
+from cmis_core.sync.paging import CHUNK, json_chunks, request_json, retry_after
 from cmis_google.gaql import Query
 
 NAME = "google"
@@ -190,79 +189,7 @@ async def list_accessible_customers(
     return [str(name).rpartition("/")[2] for name in names]
 
 
-ROWS_PER_CHUNK = 500  # rows parsed, mapped and stored at a time out of a 10,000-row page
-_DECODER = json.JSONDecoder()
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _skip(text: str, at: int) -> int:
-    space = _SPACE.match(text, at)
-    return space.end() if space else at
-
-
-def _expect(text: str, at: int, char: str) -> int:
-    at = _skip(text, at)
-    if not text.startswith(char, at):
-        raise ValueError(f"expected {char!r} at character {at}")
-    return at + 1
-
-
-def answer_rows(text: str, rest: dict[str, Any], size: int) -> Iterator[list[dict[str, Any]]]:
-    """The ``results`` of one ``googleAds:search`` answer, parsed ``size`` rows at a time.
-
-    Each row is parsed once, when its chunk is asked for, so a 10,000-row page is never held
-    parsed whole (only its text); the answer's other members (``nextPageToken``, ...) are
-    put in ``rest`` as they are met. Raises ``ValueError`` on a body that is not a JSON
-    object.
-    """
-    decode = _DECODER.raw_decode
-    at = _skip(text, _expect(text, 0, "{"))
-    if text.startswith("}", at):
-        return
-    while True:
-        key, at = decode(text, _skip(text, at))
-        if not isinstance(key, str):
-            raise ValueError(f"expected a member name at character {at}")
-        at = _skip(text, _expect(text, at, ":"))
-        if key == "results" and text.startswith("[", at):
-            at = _skip(text, at + 1)
-            chunk: list[dict[str, Any]] = []
-            closed = text.startswith("]", at)
-            while not closed:
-                row, at = decode(text, at)
-                chunk.append(row)
-                if len(chunk) >= size:
-                    yield chunk
-                    chunk = []
-                at = _skip(text, at)
-                closed = text.startswith("]", at)
-                if not closed:
-                    at = _skip(text, _expect(text, at, ","))
-            at += 1
-            if chunk:
-                yield chunk
-        else:
-            rest[key], at = decode(text, at)
-        at = _skip(text, at)
-        if text.startswith("}", at):
-            break
-        at = _expect(text, at, ",")
-    if _skip(text, at + 1) != len(text):
-        raise ValueError(f"extra data after the answer at character {at + 1}")
-
-
-async def _answer_text(
-    ctx: PlatformContext, url: str, body: Mapping[str, Any], sent: Mapping[str, str]
-) -> str:
-    """One ``search`` call: its body as text, or the classified error it answered."""
-    try:
-        response = await ctx.http.post(url, json=body, headers=sent)
-    except httpx2.TimeoutException:
-        raise Transient(f"{NAME}: the request timed out", platform=NAME) from None
-    except httpx2.TransportError as exc:
-        raise Transient(f"{NAME}: network error ({type(exc).__name__})", platform=NAME) from None
-    raise_for_response(ctx.platform, response)
-    return response.text
+ROWS_PER_CHUNK = CHUNK  # rows parsed, mapped and queued at a time out of a 10,000-row page
 
 
 async def search(
@@ -274,8 +201,8 @@ async def search(
     chunk_rows: int | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Every row of ``query`` on ``customer``, in lists of at most ``chunk_rows`` (default
-    :data:`ROWS_PER_CHUNK`): each page of the same query with its ``nextPageToken``, parsed
-    a chunk at a time.
+    :data:`ROWS_PER_CHUNK`): each page of the same query with its ``nextPageToken``, read
+    and parsed a chunk at a time as it arrives (never held whole, as text or parsed).
 
     Never sends a page size (the API pages by 10,000 rows and refuses ``pageSize``); a page
     token seen twice raises :class:`~cmis_core.errors.Fatal` (``paging_loop``).
@@ -290,18 +217,19 @@ async def search(
         body: dict[str, Any] = {"query": text}
         if token is not None:
             body["pageToken"] = token
-        answer = await _answer_text(ctx, url, body, sent)
-        pages += 1
         rest: dict[str, Any] = {}
-        chunks = answer_rows(answer, rest, chunk_rows or ROWS_PER_CHUNK)
-        del answer  # the chunks hold the text until the last row is parsed
-        while True:
-            try:
-                yield next(chunks)  # no reference kept: the caller frees a chunk when done
-            except StopIteration:
-                break
-            except ValueError:
-                raise Transient(f"{NAME} answered a body that is not JSON", platform=NAME) from None
+        async for chunk in json_chunks(
+            ctx,
+            "POST",
+            url,
+            member="results",
+            rest=rest,
+            size=chunk_rows or ROWS_PER_CHUNK,
+            json=body,
+            headers=sent,
+        ):
+            yield chunk  # no reference kept: the caller frees a chunk when done
+        pages += 1
         ctx.log.debug("sync.page_fetched", platform=NAME, page=pages)
         following = rest.get("nextPageToken")
         if not following:

@@ -27,7 +27,7 @@ import attrs
 
 from cmis_core import Page, Partition, PlatformContext
 from cmis_core.errors import Fatal, PlatformError, SplitRequired, Transient
-from cmis_core.sync.paging import cursor_pages, mapped, request_json
+from cmis_core.sync.paging import CHUNK, cursor_pages, mapped, request_json
 from cmis_meta.client import NAME, graph_url, to_micros
 from cmis_meta.config import MetaConfig
 
@@ -194,7 +194,7 @@ class InsightsReader:
             "limit": self.config.insights_page_size,
         }
         url = graph_url(self.ctx, f"{self.account}/insights")
-        async for items in cursor_pages(self.ctx, url, params=params):
+        async for items in cursor_pages(self.ctx, url, params=params, chunk=CHUNK):
             yield Page(records=mapped(items, self._metric))
 
     async def _report(self, piece: Piece, resume: Mapping[str, Any] | None) -> AsyncIterator[Page]:
@@ -223,7 +223,7 @@ class InsightsReader:
         await self._wait(run_id)
         url = graph_url(self.ctx, f"{run_id}/insights")
         async for items in cursor_pages(
-            self.ctx, url, params={"limit": self.config.insights_page_size}
+            self.ctx, url, params={"limit": self.config.insights_page_size}, chunk=CHUNK
         ):
             yield Page(records=mapped(items, self._metric))
 

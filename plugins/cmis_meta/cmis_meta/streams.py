@@ -34,7 +34,7 @@ from typing import Any
 import attrs
 
 from cmis_core import EntityKind, EntityStatus, Page, Partition, PlatformContext, Stream
-from cmis_core.sync.paging import cursor_pages, mapped, request_json
+from cmis_core.sync.paging import CHUNK, cursor_pages, mapped, request_json
 from cmis_meta.client import graph_url, minor_to_micros
 from cmis_meta.config import MetaConfig
 from cmis_meta.insights import AD_STATUSES, InsightsReader
@@ -264,7 +264,7 @@ class EntityStream:
         path = self.edge if self.parent is None else f"{partition.account_id}/{self.edge}"
         newest: int | None = None
         async for items in cursor_pages(
-            ctx, graph_url(ctx, path), params=self._params(ctx, partition)
+            ctx, graph_url(ctx, path), params=self._params(ctx, partition), chunk=CHUNK
         ):
             if self.level is not None:
                 stamps = [s for s in (epoch(i.get("updated_time")) for i in items) if s is not None]
