@@ -92,6 +92,10 @@ async def request_json(
         raise Transient(f"{name} answered a body that is not JSON", platform=name) from None
 
 
+BODY_ATTEMPTS = 3
+"""Times :func:`json_chunks` asks again when an answer breaks off while its body is read."""
+
+
 async def json_chunks(
     ctx: PlatformContext,
     method: str,
@@ -109,29 +113,40 @@ async def json_chunks(
     members in ``rest`` once the last chunk is yielded (:mod:`cmis_core.sync.json_answer`).
     Only a few items are in memory at once, never the page's text.
 
-    Errors as :func:`request_json`. A failure while the body is read, or a body that is not
-    one JSON object, raises :class:`~cmis_core.errors.Transient`; the engine then reads the
-    unit again from its last committed state (writes are idempotent).
+    Errors as :func:`request_json` (the client has retried what it retries). An answer that
+    breaks off while its body is read, or is not one JSON object, is asked for again, up to
+    :data:`BODY_ATTEMPTS` times in all, and then raises :class:`~cmis_core.errors.Transient`.
+    Items yielded before the break are yielded again (writes are idempotent).
     """
     name = ctx.platform.name
-    try:
-        async with ctx.http.stream(
-            method, url, params=params, json=json, headers=headers, extensions={STREAM: True}
-        ) as response:
-            if not response.is_success:  # the governed client raised already; a bare one did not
-                await response.aread()
-                raise_for_response(ctx.platform, response)
-            try:
+    for attempt in range(1, BODY_ATTEMPTS + 1):
+        answered = False
+        try:
+            async with ctx.http.stream(
+                method, url, params=params, json=json, headers=headers, extensions={STREAM: True}
+            ) as response:
+                if not response.is_success:  # the governed client raised already; a bare one not
+                    await response.aread()
+                    raise_for_response(ctx.platform, response)
+                answered = True
                 async for chunk in array_chunks(response.aiter_bytes(), member, rest, size):
                     yield chunk
-            except ValueError as exc:
-                raise Transient(
-                    f"{name} answered a body that is not the JSON expected ({exc})", platform=name
-                ) from None
-    except httpx2.TimeoutException:
-        raise Transient(f"{name}: the request timed out", platform=name) from None
-    except httpx2.TransportError as exc:
-        raise Transient(f"{name}: network error ({type(exc).__name__})", platform=name) from None
+            return
+        except ValueError as exc:
+            broken: Transient = Transient(
+                f"{name} answered a body that is not the JSON expected ({exc})", platform=name
+            )
+        except httpx2.TimeoutException:
+            broken = Transient(f"{name}: the request timed out", platform=name)
+        except httpx2.TransportError as exc:
+            broken = Transient(f"{name}: network error ({type(exc).__name__})", platform=name)
+        except Transient as exc:
+            broken = exc
+        if not answered or attempt == BODY_ATTEMPTS:
+            raise broken
+        ctx.log.info("sync.answer_broken", platform=name, attempt=attempt, error=broken.message)
+        rest.clear()
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _items(body: Any, items: Items) -> list[Any]:

@@ -219,3 +219,38 @@ async def test_a_mapped_page_is_freed_while_the_stream_waits() -> None:
     # the loop is suspended at its yield, still holding the (now empty) list: no item lives
     assert [ref() for ref in alive] == [None, None, None]
     await pages.aclose()
+
+
+class _Broken(httpx2.AsyncByteStream):
+    """A body that breaks off after its first part, as a reset connection does."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+
+    async def __aiter__(self) -> Any:
+        yield self.first
+        raise httpx2.ReadError("connection reset by peer")
+
+
+async def test_an_answer_that_breaks_off_is_asked_for_again_and_then_given_up() -> None:
+    whole = json.dumps({"data": [1, 2, 3, 4, 5], "paging": {}}).encode()
+    calls: list[int] = []
+    breaks = {"left": 1}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(1)
+        if breaks["left"] > 0:
+            breaks["left"] -= 1
+            return httpx2.Response(200, stream=_Broken(whole[:20]))
+        return httpx2.Response(200, content=whole)
+
+    ctx = context(handler)
+    chunks = [c async for c in cursor_pages(ctx, "https://d.example/x", chunk=2)]
+    # what came before the break comes again: writes are idempotent
+    assert chunks == [[1, 2], [1, 2], [3, 4], [5]]
+    assert len(calls) == 2
+    calls.clear()
+    breaks["left"] = 10
+    with pytest.raises(Transient, match="ReadError"):
+        await collect(cursor_pages(ctx, "https://d.example/x", chunk=2))
+    assert len(calls) == 3  # BODY_ATTEMPTS, then the engine's unit retry takes over
