@@ -61,6 +61,37 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class RssSampler:
+    """RSS every ``every`` seconds on a thread while a sync runs: whether memory is flat over
+    the run, not only its peak (``rss_by_quarter``: the highest sample in each quarter)."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        import threading
+
+        self.every = every
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(rss_mb())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def by_quarter(self) -> list[float]:
+        n = len(self.samples)
+        if n < 4:
+            return []  # too short a run to say
+        return [round(max(self.samples[i * n // 4 : (i + 1) * n // 4]), 1) for i in range(4)]
+
+
 # ------------------------------------------------------------------ the sandbox process
 def serve(
     platform: str, size: str, rate_limit: bool, extra: dict[str, Any], latency_ms: int
@@ -186,24 +217,25 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
             gc.collect()
             post_import = rss_mb()
             started = time.perf_counter()
-            async with HttpHub.from_settings(settings) as hub:
-                result = await sync_integration(
-                    store,
-                    registry,
-                    settings,
-                    org_id=org.id,
-                    platform=platform,
-                    hub=hub,
-                    tokens_provider=provide,
-                )
+            with RssSampler() as sampler:
+                async with HttpHub.from_settings(settings) as hub:
+                    result = await sync_integration(
+                        store,
+                        registry,
+                        settings,
+                        org_id=org.id,
+                        platform=platform,
+                        hub=hub,
+                        tokens_provider=provide,
+                    )
             elapsed = time.perf_counter() - started
             peak = peak_mb()
     import httpx2
 
     async with httpx2.AsyncClient() as http:
         stats = (await http.get(base_url + "/_sandbox/stats")).json()
-        own = await http.get(f"{base_url}/_sandbox/{platform}/stats")
-        platform_stats = own.json() if own.status_code == 200 else {}
+        answer = await http.get(f"{base_url}/_sandbox/{platform}/stats")
+        platform_stats = answer.json() if answer.status_code == 200 else {}
     return {
         "platform": platform,
         "backend": backend,
@@ -216,6 +248,7 @@ async def measure(platform: str, base_url: str, backend: str) -> dict[str, Any]:
         "post_import_rss_mb": round(post_import, 1),
         "peak_rss_mb": round(peak, 1),
         "growth_mb": round(peak - post_import, 1),
+        "rss_by_quarter": sampler.by_quarter(),
         "streams": {n: s.records for n, s in result.streams.items()},
         "sandbox_calls": stats.get("calls", {}),
         "sandbox_throttled": stats.get("throttled", 0),
@@ -282,6 +315,11 @@ def main() -> None:
             f"{figures['throttled']:>3} throttled  "
             f"RSS post-import {figures['post_import_rss_mb']} MB "
             f"peak {figures['peak_rss_mb']} MB (+{figures['growth_mb']} MB) {figures['status']}"
+            + (
+                f" | RSS by quarter {'/'.join(map(str, figures['rss_by_quarter']))}"
+                if figures["rss_by_quarter"]
+                else ""
+            )
             + (f" budget used {figures['budget_used']:.1%}" if "budget_used" in figures else "")
             + f" | calls at once <= {figures['max_concurrent_calls']}"
             + (f", report runs {figures['report_runs']} (<= {jobs} at once)" if jobs else ""),

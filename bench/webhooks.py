@@ -369,7 +369,7 @@ def burst(db: TestDatabase, *, total: int, workers: int, log_level: str) -> dict
     with open_store(db.settings()) as store, store.system(write=False) as conn:
         t = webhook_events.c
         burst_rows = t.dedupe_key.like("id:burst-%")
-        states = dict(
+        states: dict[str, int] = dict(
             conn.execute(select(t.status, func.count()).where(burst_rows).group_by(t.status)).all()
         )
         max_attempts = conn.execute(select(func.max(t.attempts)).where(burst_rows)).scalar_one()

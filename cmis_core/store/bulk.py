@@ -451,7 +451,9 @@ def _upsert_sqlite(
         if stamp_type is not None
         else None
     )
+    given = len(batch)
     rows: list[list[Any]] = list(map(list, batch))
+    batch.clear()  # the tuples are copied into ``rows``: one copy of the page, not two
     for i, process in processors:
         for values in rows:
             if values[i] is not None:
@@ -472,7 +474,8 @@ def _upsert_sqlite(
     assert raw is not None
     cur = raw.cursor()
     try:
-        cur.executemany(insert, [[*head, *values, *extra] for values in rows])
+        # parameters made row by row as sqlite3 asks for them, never a second list of the page
+        cur.executemany(insert, ([*head, *values, *extra] for values in rows))
         inserted = max(cur.rowcount, 0)
         updated = 0
         if plan.compare:
@@ -489,15 +492,13 @@ def _upsert_sqlite(
             tail = [stamp] if "updated_at" in plan.stamps else []
             cur.executemany(
                 update,
-                [
+                (
                     [*changed, *tail, *head, *key_of(values), *changed]
                     for values in rows
                     for changed in (compare_of(values),)
-                ],
+                ),
             )
             updated = max(cur.rowcount, 0)
     finally:
         cur.close()
-    return UpsertResult(
-        inserted=inserted, updated=updated, unchanged=len(batch) - inserted - updated
-    )
+    return UpsertResult(inserted=inserted, updated=updated, unchanged=given - inserted - updated)

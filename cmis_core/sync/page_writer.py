@@ -102,6 +102,7 @@ class PageWriter:
                 if isinstance(more, PageItem):
                     rows += len(more.rows)
             await self._commit(items)
+            self.queue.done(rows, len(items))
             if stop:
                 return
 

@@ -2,9 +2,11 @@
 
 Pages differ by platform (100 Google rows, 1,000 Meta insights, a state-only checkpoint),
 so a bound counted in pages bounds nothing: memory follows rows. :class:`RowsQueue` admits
-an item while the rows queued stay within ``max_rows`` and the items within ``max_items``;
-an item larger than ``max_rows`` is let in when the queue is empty, so a big page never
-waits for ever. Readers are admitted strictly in the order they asked.
+an item while the rows held stay within ``max_rows`` and the items within ``max_items``.
+An item is held from :meth:`~RowsQueue.put` until the writer says it is stored
+(:meth:`~RowsQueue.done`), not only while it waits, so the bound is on rows read and not
+yet stored. An item larger than ``max_rows`` is let in when nothing is held, so a big page
+never waits for ever. Readers are admitted strictly in the order they asked.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ T = TypeVar("T")
 
 
 class RowsQueue(Generic[T]):
-    """A FIFO queue holding at most ``max_rows`` rows and ``max_items`` items."""
+    """A FIFO queue holding at most ``max_rows`` rows and ``max_items`` items until done."""
 
     def __init__(self, *, max_rows: int, max_items: int) -> None:
         if max_rows < 1 or max_items < 1:
@@ -32,7 +34,7 @@ class RowsQueue(Generic[T]):
 
     @property
     def rows(self) -> int:
-        """Rows held (queued, or admitted and about to be)."""
+        """Rows held: queued, taken and not yet done, or admitted and about to be queued."""
         return self._rows
 
     def empty(self) -> bool:
@@ -47,7 +49,7 @@ class RowsQueue(Generic[T]):
                 await entry[0]  # admitted: its rows and slot are reserved
             except asyncio.CancelledError:
                 if entry[0].done() and not entry[0].cancelled():
-                    self._release(rows)
+                    self.done(rows)
                 else:
                     if entry in self._putters:
                         self._putters.remove(entry)
@@ -71,20 +73,20 @@ class RowsQueue(Generic[T]):
         return self.get_nowait()
 
     def get_nowait(self) -> T:
-        """The oldest item; ``IndexError`` when there is none."""
-        item, rows = self._items.popleft()
-        self._release(rows)
-        return item
+        """The oldest item; ``IndexError`` when there is none. Its rows stay held until
+        :meth:`done`."""
+        return self._items.popleft()[0]
+
+    def done(self, rows: int, items: int = 1) -> None:
+        """``items`` taken items of ``rows`` rows in all are stored: make room for more."""
+        self._rows -= rows
+        self._slots -= items
+        self._admit()
 
     def _fits(self, rows: int) -> bool:
         if self._slots == 0:
             return True
         return self._slots < self.max_items and self._rows + rows <= self.max_rows
-
-    def _release(self, rows: int) -> None:
-        self._rows -= rows
-        self._slots -= 1
-        self._admit()
 
     def _admit(self) -> None:
         while self._putters and self._fits(self._putters[0][1]):

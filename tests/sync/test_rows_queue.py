@@ -1,4 +1,5 @@
-"""The writer's queue: bounded by rows and items, a big page let in alone, readers in order."""
+"""The writer's queue: bounded by rows and items until stored, a big page let in alone,
+readers in order."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_page_waits_until_its_rows_fit() -> None:
+async def test_a_page_waits_until_the_rows_before_it_are_stored_not_only_taken() -> None:
     queue: RowsQueue[str] = RowsQueue(max_rows=100, max_items=10)
     await queue.put("a", 60)
     waiting = asyncio.create_task(queue.put("b", 50))
     await settle()
     assert not waiting.done() and queue.rows == 60
-    assert queue.get_nowait() == "a"
+    assert queue.get_nowait() == "a"  # taken by the writer, being written
+    await settle()
+    assert not waiting.done()  # its rows are still in memory
+    queue.done(60)
     await settle()
     assert waiting.done() and queue.rows == 50
     assert await queue.get() == "b"
@@ -34,6 +38,8 @@ async def test_items_are_bounded_too_and_state_only_items_count_as_items() -> No
     await settle()
     assert not third.done()
     queue.get_nowait()
+    queue.get_nowait()
+    queue.done(0, items=2)
     await settle()
     assert third.done()
 
@@ -45,12 +51,14 @@ async def test_a_page_bigger_than_the_bound_goes_alone() -> None:
     await settle()
     assert not big.done()  # not beside another page
     queue.get_nowait()
+    queue.done(10)
     await settle()
     assert big.done() and queue.rows == 500  # alone: it never waits for ever
     after = asyncio.create_task(queue.put("next", 1))
     await settle()
     assert not after.done()
     assert queue.get_nowait() == "big"
+    queue.done(500)
     await settle()
     assert after.done()
 
@@ -64,6 +72,7 @@ async def test_readers_are_admitted_in_the_order_they_asked() -> None:
     await settle()
     assert not small.done()
     queue.get_nowait()
+    queue.done(100)
     await settle()
     assert big.done() and small.done()
     assert [queue.get_nowait(), queue.get_nowait()] == ["big", "small"]
@@ -82,6 +91,7 @@ async def test_a_cancelled_reader_gives_its_place_back() -> None:
     assert small.done()  # not held behind the cancelled head
     assert queue.rows == 55
     assert [queue.get_nowait(), queue.get_nowait()] == ["first", "small"]
+    queue.done(55, items=2)
     assert queue.rows == 0 and queue.empty()
 
 
