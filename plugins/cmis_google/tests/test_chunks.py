@@ -15,6 +15,7 @@ from google_helpers import context
 
 from cmis_core.errors import Fatal, Transient
 from cmis_core.settings import PlatformSettings
+from cmis_core.sync.paging import BODY_ATTEMPTS
 
 
 def rows(n: int) -> list[dict[str, Any]]:
@@ -52,5 +53,13 @@ def test_search_stops_on_a_token_seen_twice_and_refuses_a_broken_body() -> None:
     with pytest.raises(Fatal) as loop:
         _search_over([looping, looping, looping])
     assert loop.value.code == "paging_loop"
-    with pytest.raises(Transient):
-        _search_over(['{"results": [{"a": 1},'])
+    broken = '{"results": [{"a": 1},'
+    with pytest.raises(Transient, match="not the JSON expected"):
+        _search_over([broken] * BODY_ATTEMPTS)  # asked for again, then given up
+
+
+def test_a_page_that_breaks_off_is_asked_for_again() -> None:
+    whole = json.dumps({"results": rows(3)})
+    chunks, sent = _search_over([whole[:40], whole])
+    assert [row for chunk in chunks for row in chunk][-3:] == rows(3)
+    assert len(sent) == 2 and sent[0] == sent[1]
