@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx2
 import pytest
+import structlog
 
 from cmis_core.errors import Fatal, Transient
 from cmis_core.http import STREAM, http_scope
@@ -105,3 +106,36 @@ async def test_without_the_extension_the_answer_is_read_whole_as_before(hub_for:
         response = await client.get(URL)
     assert response.json() == {"data": [1, 2]}
     assert body.closed
+
+
+async def test_a_compressed_answer_is_decoded_as_it_arrives(hub_for: Any) -> None:
+    import gzip
+    import json
+
+    from cmis_core.settings import PlatformSettings
+    from cmis_core.sync.paging import json_chunks
+    from cmis_core.types import PlatformContext
+
+    rows = [{"id": str(i), "name": f"Campagne été {i}"} for i in range(250)]
+    packed = gzip.compress(json.dumps({"data": rows, "paging": {"next": None}}).encode())
+    parts = [packed[at : at + 1000] for at in range(0, len(packed), 1000)]
+    body = Body(parts)
+    body.gate.set()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, stream=body, headers={"Content-Encoding": "gzip"})
+
+    async with hub_for(handler) as hub:
+        platform = make_platform()
+        ctx = PlatformContext(
+            platform=platform,
+            settings=PlatformSettings(platform="acme", environ={}),
+            http=hub.client(platform),
+            log=structlog.get_logger(),
+        )
+        rest: dict[str, Any] = {}
+        chunks = [c async for c in json_chunks(ctx, "GET", URL, member="data", rest=rest, size=100)]
+        counts = hub.counters.platform("acme")
+    assert [len(c) for c in chunks] == [100, 100, 50]
+    assert [r for c in chunks for r in c] == rows and rest == {"paging": {"next": None}}
+    assert counts.bytes_received == len(packed)  # counted as received, before decoding
