@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cmis_core.store import Store, tables
+from cmis_core.sync.windows import account_today
 from cmis_core.testing.databases import TestDatabase
 from cmis_core.types import TokenSet
 
@@ -199,6 +200,15 @@ async def _report_runs_at_once(
                 t.c.stream == "daily_metrics_ad", t.c.partition_key.like("inflight:%")
             )
         ).scalar_one()
-    today = now.date().isoformat()
-    assert set(marks.values()) == {today} and len(marks) == len(result.accounts)
+        zones = dict(
+            conn.execute(
+                select(tables.ad_accounts.c.external_id, tables.ad_accounts.c.time_zone)
+            ).all()
+        )
+    # each watermark is the last day read: today in that account's time zone
+    assert marks == {
+        f"metrics_until:{account}": account_today({"time_zone": zone}, now=now).isoformat()
+        for account, zone in zones.items()
+    }
+    assert len(marks) == len(result.accounts) and None not in zones.values()
     assert inflight == 0

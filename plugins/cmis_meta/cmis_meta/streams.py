@@ -35,6 +35,7 @@ import attrs
 
 from cmis_core import EntityKind, EntityStatus, Page, Partition, PlatformContext, Stream
 from cmis_core.sync.paging import CHUNK, cursor_pages, mapped, request_json
+from cmis_core.sync.windows import account_today
 from cmis_meta.client import graph_url, minor_to_micros
 from cmis_meta.config import MetaConfig
 from cmis_meta.insights import AD_STATUSES, InsightsReader
@@ -291,7 +292,7 @@ class MetricsStream:
     ) -> Iterable[Partition]:
         config = MetaConfig.from_settings(ctx.settings)
         base = _account_partition(self.name, account)
-        today = dt.datetime.now(dt.UTC).date()
+        today = account_today(account)  # Meta's dates are the ad account's days
         done = state.get(f"metrics_until:{base.account_id}")
         if done:
             lookback = ctx.settings.lookback_days(ctx.platform.lookback_days)

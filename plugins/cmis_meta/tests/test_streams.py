@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -15,6 +16,7 @@ from meta_helpers import read
 
 from cmis_core import Partition
 from cmis_core.errors import RateLimited, TokenRejected
+from cmis_core.sync.windows import account_today
 
 STREAMS = {s.name: s for s in streams()}
 
@@ -47,10 +49,7 @@ async def test_deleted_and_archived_ads_are_read_with_their_metrics(api) -> None
     metrics, state = await one(api, "daily_metrics_ad", account)
     assert hidden <= {m["external_id"] for m in metrics}
     assert len(metrics) == len(ads) * 10  # every ad, every day of the sandbox's window
-    assert (
-        state[f"metrics_until:{account['external_id']}"]
-        == dt.datetime.now(dt.UTC).date().isoformat()
-    )
+    assert state[f"metrics_until:{account['external_id']}"] == account_today(account).isoformat()
     assert not [k for k in state if k.startswith("inflight:")]
     assert all(type(m["spend_micros"]) is int for m in metrics)
 
@@ -77,13 +76,29 @@ async def test_second_sync_asks_only_for_what_changed(api, served) -> None:
 async def test_insights_look_back_after_the_first_sync(api) -> None:
     account = (await accounts(api))[0]
     stream = STREAMS["daily_metrics_ad"]
-    today = dt.datetime.now(dt.UTC).date()
+    today = account_today(account)  # the account's day, not UTC's
     state = {f"metrics_until:{account['external_id']}": today.isoformat()}
     parts = list(stream.partitions(api, account=account, state=state))
     assert parts[0].params["since"] == (today - dt.timedelta(days=27)).isoformat()
     assert parts[-1].params["until"] == today.isoformat()
     first = list(stream.partitions(api, account=account, state={}))
     assert first[0].params["since"] == (today - dt.timedelta(days=89)).isoformat()
+
+
+async def test_the_window_ends_today_in_the_account_time_zone(api) -> None:
+    account = (await accounts(api))[0]
+    stream = STREAMS["daily_metrics_ad"]
+    # 25 hours apart: their dates always differ, whatever the hour in UTC
+    east = {**account, "timezone": "Pacific/Kiritimati"}  # UTC+14
+    west = {**account, "timezone": "Pacific/Pago_Pago"}  # UTC-11
+    until = {
+        name: dt.date.fromisoformat(
+            list(stream.partitions(api, account=a, state={}))[-1].params["until"]
+        )
+        for name, a in (("east", east), ("west", west))
+    }
+    assert until["east"] - until["west"] in (dt.timedelta(days=1), dt.timedelta(days=2))
+    assert until["east"] == dt.datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
 
 
 async def test_an_interrupted_report_run_is_resumed_not_restarted(api, served) -> None:

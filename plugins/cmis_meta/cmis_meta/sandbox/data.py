@@ -14,6 +14,7 @@ import functools
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -101,7 +102,6 @@ class MetaData:
         self.seed = seed
         self.size = size
         self.now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
-        self.days = last_days(size.days, today=self.now.date())
         self.accounts = LazyTable(size.accounts, self._account)
         self.touched: dict[str, dt.datetime] = {}
 
@@ -114,6 +114,12 @@ class MetaData:
         except ValueError:
             return None
         return index if 0 <= index < self.size.accounts else None
+
+    def days(self, a: int) -> list[dt.date]:
+        """Account ``a``'s days of insights: the whole days before today in its time zone
+        (Meta reports dates in the ad account's time zone)."""
+        zone = ZoneInfo(self.accounts[a]["timezone_name"])
+        return last_days(self.size.days, today=self.now.astimezone(zone).date())
 
     def _account(self, a: int) -> dict[str, Any]:
         rng = rng_for(self.seed, "account", a)

@@ -226,7 +226,7 @@ def install(
             ) from None
         if until < since:
             raise SandboxError(400, "100", "(#100) time_range: since must not be after until")
-        days = [d for d in data.days if since <= d <= until]
+        days = [d for d in data.days(a) if since <= d <= until]
         windows = params.get("action_attribution_windows")
         wanted = set(json.loads(windows)) if windows else None
         fields = params.get("fields")
