@@ -19,6 +19,7 @@ import functools
 import secrets
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -75,9 +76,15 @@ class ExampleData:
     def __init__(self, seed: int, size: Size, days: int) -> None:
         self.seed = seed
         self.size = size
-        self.days = last_days(days)
+        self.day_count = days
+        self.now = dt.datetime.now(dt.UTC)
         self.accounts = LazyTable(size.accounts, self._account)
         self.by_id = {self.accounts[i]["id"]: i for i in range(size.accounts)}
+
+    def days(self, a: int) -> list[dt.date]:
+        """Account ``a``'s days of metrics: the whole days before today in its time zone."""
+        zone = ZoneInfo(self.accounts[a]["timezone"])
+        return last_days(self.day_count, today=self.now.astimezone(zone).date())
 
     def _account(self, a: int) -> dict[str, Any]:
         rng = rng_for(self.seed, "account", a)
@@ -143,7 +150,7 @@ class ExampleData:
 
     def insights(self, a: int, since: dt.date, until: dt.date) -> LazyTable[dict[str, Any]]:
         """One row per ad and day in ``since..until`` (ad-major order)."""
-        days = [d for d in self.days if since <= d <= until]
+        days = [d for d in self.days(a) if since <= d <= until]
         ads = self.ads(a)
         currency = self.accounts[a]["currency"]
 
@@ -179,7 +186,7 @@ class ExampleData:
             "campaigns": sum(len(self.campaigns(a)) for a in range(n)),
             "ad_groups": sum(len(self.ad_groups(a)) for a in range(n)),
             "ads": ads,
-            "daily_metrics": ads * len(self.days),
+            "daily_metrics": ads * self.day_count,
         }
 
 

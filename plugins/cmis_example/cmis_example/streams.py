@@ -18,6 +18,7 @@ import attrs
 from cmis_core import EntityKind, EntityStatus, Page, Partition, PlatformContext, Stream
 from cmis_core.errors import Fatal
 from cmis_core.sync.paging import CHUNK, cursor_pages, mapped
+from cmis_core.sync.windows import lookback_window
 from cmis_example.client import api_url
 
 PAGE_SIZE = 100  # the API clamps to its own maximum
@@ -157,9 +158,9 @@ class MetricsStream(ExampleStream):
     ) -> Iterable[Partition]:
         if account is None:
             raise ValueError("daily metrics are read one ad account at a time")
-        days = ctx.settings.lookback_days(ctx.platform.lookback_days)
-        until = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-        since = until - dt.timedelta(days=days - 1)
+        # the look-back window (CMIS_EXAMPLE_LOOKBACK_DAYS), ending yesterday in the
+        # account's time zone: a metric's date is the account's day, not UTC's
+        since, until = lookback_window(ctx, account, include_today=False)
         account_id = str(account["external_id"])
         return [
             Partition(

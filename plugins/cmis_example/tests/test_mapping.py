@@ -86,3 +86,34 @@ def test_an_empty_bucket_pauses_for_one_call_s_worth_of_refill() -> None:
     )
     [reading] = usage(spent)
     assert (reading.used, reading.regain_after) == (1.0, 0.05)
+
+
+def test_the_metrics_window_ends_yesterday_in_the_account_time_zone() -> None:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    import structlog
+    from cmis_example.client import platform
+    from cmis_example.streams import streams
+
+    from cmis_core.settings import PlatformSettings
+    from cmis_core.types import PlatformContext
+
+    ctx = PlatformContext(
+        platform=platform(),
+        settings=PlatformSettings(platform="example", environ={"CMIS_EXAMPLE_LOOKBACK_DAYS": "7"}),
+        http=httpx2.AsyncClient(),
+        log=structlog.get_logger(),
+    )
+    metrics = next(s for s in streams() if s.name == "daily_metrics")
+    windows = {}
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):  # 25 hours apart
+        account = {"external_id": "act_1", "time_zone": zone}
+        (partition,) = metrics.partitions(ctx, account=account, state={})
+        windows[zone] = (partition.params["since"], partition.params["until"])
+    yesterday = dt.datetime.now(ZoneInfo("Pacific/Kiritimati")).date() - dt.timedelta(days=1)
+    assert windows["Pacific/Kiritimati"] == (
+        (yesterday - dt.timedelta(days=6)).isoformat(),
+        yesterday.isoformat(),
+    )
+    assert windows["Pacific/Kiritimati"][1] > windows["Pacific/Pago_Pago"][1]
