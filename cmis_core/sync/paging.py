@@ -7,9 +7,11 @@ next link followed as is. Each yields one list of raw items per page and stops w
 platform says there is no more. A cursor, token or link seen twice raises
 :class:`~cmis_core.errors.Fatal` instead of looping for ever.
 
-Every response goes through :func:`raise_for_response`: the platform's ``classify`` turns
-an error answer into the typed error it means, with a generic mapping as the fallback.
-Next links and cursors are never logged (Meta's links carry the access token).
+Each shape takes ``chunk=`` to read every page as it arrives, ``chunk`` items at a time,
+instead of whole. One call's answer is read by :mod:`cmis_core.sync.answers` (re-exported
+here): every response goes through ``raise_for_response`` (the platform's ``classify``,
+with a generic mapping as the fallback). Next links and cursors are never logged (Meta's
+links carry the access token).
 """
 
 from __future__ import annotations
@@ -17,136 +19,41 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import httpx2
+from cmis_core.errors import Fatal
+from cmis_core.sync.answers import (
+    BODY_ATTEMPTS,
+    CHUNK,
+    Params,
+    default_error,
+    json_chunks,
+    raise_for_response,
+    request_json,
+    retry_after,
+)
+from cmis_core.types import PlatformContext
 
-from cmis_core.errors import Fatal, PlatformError, RateLimited, TokenRejected, Transient
-from cmis_core.http.scope import STREAM
-from cmis_core.sync.json_answer import array_chunks
-from cmis_core.types import Platform, PlatformContext
+__all__ = [
+    "BODY_ATTEMPTS",
+    "CHUNK",
+    "after_cursor",
+    "cursor_pages",
+    "default_error",
+    "json_chunks",
+    "link_pages",
+    "mapped",
+    "next_link",
+    "offset_pages",
+    "page_token_pages",
+    "paginate",
+    "paginate_chunks",
+    "raise_for_response",
+    "request_json",
+    "retry_after",
+]
 
 T = TypeVar("T")
 
 Items = str | Callable[[Any], list[Any]]
-
-CHUNK = 100
-"""Items a page read as it arrives is parsed, mapped and queued by (``chunk=CHUNK``): a few
-hundred kilobytes of parsed JSON at a time, whatever the platform's page size; smaller
-costs calls into the writer, larger costs memory (docs/benchmarks.md)."""
-Params = Mapping[str, Any]
-
-
-def retry_after(response: httpx2.Response) -> float | None:
-    """The ``Retry-After`` header in seconds, when it is a number."""
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def default_error(platform: str, response: httpx2.Response) -> PlatformError:
-    """The typed error a non-2xx answer means when the platform's ``classify`` has no opinion."""
-    status = response.status_code
-    text = f"{platform} answered HTTP {status}"
-    if status == 401:
-        return TokenRejected(text, platform=platform, status=status)
-    if status == 429:
-        return RateLimited(
-            text, retry_after=retry_after(response), platform=platform, status=status
-        )
-    if status >= 500 or status == 408:
-        return Transient(text, platform=platform, status=status)
-    return Fatal(text, platform=platform, status=status)
-
-
-def raise_for_response(platform: Platform, response: httpx2.Response) -> None:
-    """Raise the typed error ``response`` means (``platform.classify`` first); pass on success."""
-    error = platform.classify(response) if platform.classify is not None else None
-    if error is not None:
-        raise error
-    if not response.is_success:
-        raise default_error(platform.name, response)
-
-
-async def request_json(
-    ctx: PlatformContext,
-    method: str,
-    url: str,
-    *,
-    params: Params | None = None,
-    json: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> Any:
-    """One call through ``ctx.http``: network failures are Transient, errors classified."""
-    name = ctx.platform.name
-    try:
-        response = await ctx.http.request(method, url, params=params, json=json, headers=headers)
-    except httpx2.TimeoutException:
-        raise Transient(f"{name}: the request timed out", platform=name) from None
-    except httpx2.TransportError as exc:
-        raise Transient(f"{name}: network error ({type(exc).__name__})", platform=name) from None
-    raise_for_response(ctx.platform, response)
-    try:
-        return response.json()
-    except ValueError:
-        raise Transient(f"{name} answered a body that is not JSON", platform=name) from None
-
-
-BODY_ATTEMPTS = 3
-"""Times :func:`json_chunks` asks again when an answer breaks off while its body is read."""
-
-
-async def json_chunks(
-    ctx: PlatformContext,
-    method: str,
-    url: str,
-    *,
-    member: str,
-    rest: dict[str, Any],
-    size: int,
-    params: Params | None = None,
-    json: Any = None,
-    headers: Mapping[str, str] | None = None,
-) -> AsyncIterator[list[Any]]:
-    """One call whose answer is a JSON object with a long array ``member`` (a 10,000-row
-    Google page, say), read as it arrives: the array's items ``size`` at a time, the other
-    members in ``rest`` once the last chunk is yielded (:mod:`cmis_core.sync.json_answer`).
-    Only a few items are in memory at once, never the page's text.
-
-    Errors as :func:`request_json` (the client has retried what it retries). An answer that
-    breaks off while its body is read, or is not one JSON object, is asked for again, up to
-    :data:`BODY_ATTEMPTS` times in all, and then raises :class:`~cmis_core.errors.Transient`.
-    Items yielded before the break are yielded again (writes are idempotent).
-    """
-    name = ctx.platform.name
-    for attempt in range(1, BODY_ATTEMPTS + 1):
-        answered = False
-        try:
-            async with ctx.http.stream(
-                method, url, params=params, json=json, headers=headers, extensions={STREAM: True}
-            ) as response:
-                if not response.is_success:  # the governed client raised already; a bare one not
-                    await response.aread()
-                    raise_for_response(ctx.platform, response)
-                answered = True
-                async for chunk in array_chunks(response.aiter_bytes(), member, rest, size):
-                    yield chunk
-            return
-        except ValueError as exc:
-            broken: Transient = Transient(
-                f"{name} answered a body that is not the JSON expected ({exc})", platform=name
-            )
-        except httpx2.TimeoutException:
-            broken = Transient(f"{name}: the request timed out", platform=name)
-        except httpx2.TransportError as exc:
-            broken = Transient(f"{name}: network error ({type(exc).__name__})", platform=name)
-        except Transient as exc:
-            broken = exc
-        if not answered or attempt == BODY_ATTEMPTS:
-            raise broken
-        ctx.log.info("sync.answer_broken", platform=name, attempt=attempt, error=broken.message)
-        rest.clear()
-    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _items(body: Any, items: Items) -> list[Any]:
@@ -345,18 +252,44 @@ def offset_pages(
     total: Callable[[Any], int | None] | None = None,
     start: int = 0,
     max_pages: int | None = None,
+    chunk: int | None = None,
 ) -> AsyncIterator[list[Any]]:
-    """Offset/count pages; ends on a short page or when ``total(body)`` is reached."""
+    """Offset/count pages; ends on a short page or when ``total(body)`` is reached. With
+    ``chunk``, each page is read as it arrives, ``chunk`` items at a time."""
+
+    def query(token: str | None) -> tuple[int, dict[str, Any]]:
+        offset = start if token is None else int(token)
+        return offset, {**(params or {}), offset_param: offset, limit_param: limit}
+
+    def following(offset: int, found: int, body: Any) -> str | None:
+        after = offset + found
+        known = total(body) if total is not None else None
+        done = found < limit or not found or (known is not None and after >= known)
+        return None if done else str(after)
+
+    if chunk is not None:
+        member = _member(items)
+        page = {"offset": start, "found": 0}  # of the page being read
+
+        async def chunks(token: str | None, rest: dict[str, Any]) -> AsyncIterator[list[Any]]:
+            page["offset"], sent = query(token)
+            page["found"] = 0
+            async for part in json_chunks(
+                ctx, "GET", url, member=member, rest=rest, size=chunk, params=sent
+            ):
+                page["found"] += len(part)
+                yield part
+
+        def after(rest: Any) -> str | None:
+            return following(page["offset"], page["found"], rest)
+
+        return paginate_chunks(ctx, chunks, after, max_pages=max_pages)
 
     async def fetch(token: str | None) -> tuple[list[Any], str | None]:
-        offset = start if token is None else int(token)
-        query = {**(params or {}), offset_param: offset, limit_param: limit}
-        body = await request_json(ctx, "GET", url, params=query)
+        offset, sent = query(token)
+        body = await request_json(ctx, "GET", url, params=sent)
         found = _items(body, items)
-        following = offset + len(found)
-        known = total(body) if total is not None else None
-        done = len(found) < limit or not found or (known is not None and following >= known)
-        return found, None if done else str(following)
+        return found, following(offset, len(found), body)
 
     return paginate(ctx, fetch, max_pages=max_pages)
 

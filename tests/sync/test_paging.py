@@ -112,7 +112,8 @@ async def test_page_tokens_in_the_query_or_a_json_body(chunk: int | None) -> Non
     assert await collect(posted) == ITEMS
 
 
-async def test_offset_pages_stop_on_a_short_page_or_the_total() -> None:
+@CHUNKS
+async def test_offset_pages_stop_on_a_short_page_or_the_total(chunk: int | None) -> None:
     calls: list[int] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -123,10 +124,12 @@ async def test_offset_pages_stop_on_a_short_page_or_the_total() -> None:
         )
 
     ctx = context(handler)
-    assert await collect(offset_pages(ctx, "https://d.example/o", limit=10)) == ITEMS
+    assert await collect(offset_pages(ctx, "https://d.example/o", limit=10, chunk=chunk)) == ITEMS
     assert calls == [0, 10, 20]
     calls.clear()
-    exact = offset_pages(ctx, "https://d.example/o", limit=23, total=lambda b: b["paging"]["total"])
+    exact = offset_pages(
+        ctx, "https://d.example/o", limit=23, total=lambda b: b["paging"]["total"], chunk=chunk
+    )
     assert await collect(exact) == ITEMS
     assert calls == [0]  # the total said there was no more: no empty extra call
 
