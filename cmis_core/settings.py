@@ -99,8 +99,8 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="CMIS_SYNC_MAX_ROWS_IN_FLIGHT",
         help="Rows read and not yet stored, at most (bounds a sync's memory; "
-        "a bigger page waits until the queue is empty).",
-        default="500",
+        "a bigger page waits until the queue is empty). Default 500 on SQLite, "
+        "2000 on PostgreSQL.",
     ),
     Setting(
         name="CMIS_SYNC_BATCH_ROWS",

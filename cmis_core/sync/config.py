@@ -31,6 +31,17 @@ def _positive_int(settings: Settings, name: str, default: int | None) -> int | N
     return value
 
 
+ROWS_IN_FLIGHT_SQLITE = 500
+ROWS_IN_FLIGHT_POSTGRES = 2000
+
+
+def rows_in_flight_default(settings: Settings) -> int:
+    """Rows read and not yet stored, by default: fewer on SQLite, where a transaction is
+    cheap, than on PostgreSQL, where each costs round trips and a WAL flush and bigger
+    batches keep the throughput (docs/benchmarks.md "What changed for memory")."""
+    return ROWS_IN_FLIGHT_SQLITE if settings.is_sqlite else ROWS_IN_FLIGHT_POSTGRES
+
+
 @attrs.frozen(kw_only=True)
 class SyncConfig:
     """The engine's tunables (``CMIS_SYNC_*``)."""
@@ -54,7 +65,10 @@ class SyncConfig:
         return cls(
             concurrency=_positive_int(settings, "CMIS_SYNC_CONCURRENCY", None),
             max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 16) or 16,
-            max_rows_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_ROWS_IN_FLIGHT", 500) or 500,
+            max_rows_in_flight=_positive_int(
+                settings, "CMIS_SYNC_MAX_ROWS_IN_FLIGHT", rows_in_flight_default(settings)
+            )
+            or ROWS_IN_FLIGHT_SQLITE,
             batch_rows=_positive_int(settings, "CMIS_SYNC_BATCH_ROWS", 5000) or 5000,
             new_accounts_enabled=new == "enabled",
         )
