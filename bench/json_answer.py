@@ -69,7 +69,7 @@ def ours(data: bytes) -> int:
 
 
 def with_ijson(data: bytes) -> int:
-    import ijson
+    import ijson  # type: ignore[import-untyped,unused-ignore]  # optional, untyped
 
     found: list[Any] = ijson.sendable_list()
     rest: list[Any] = ijson.sendable_list()
@@ -108,7 +108,7 @@ def main() -> None:
         ("array_chunks, as it arrives", ours),
     ]
     try:
-        import ijson
+        import ijson  # type: ignore[import-untyped,unused-ignore]
 
         cases.append((f"ijson {ijson.__version__} ({ijson.backend}), as it arrives", with_ijson))
     except ImportError:
