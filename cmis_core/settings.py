@@ -236,13 +236,15 @@ def _check_base_url(variable: str, value: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _int(variable: str, value: str) -> int:
+def _int(variable: str, value: str, *, minimum: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
         raise ConfigurationError(f"{variable} must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise ConfigurationError(f"{variable} must not be negative, got {value!r}")
+    if number < minimum:
+        if minimum == 0:
+            raise ConfigurationError(f"{variable} must not be negative, got {value!r}")
+        raise ConfigurationError(f"{variable} must be at least {minimum}, got {value!r}")
     return number
 
 
@@ -417,6 +419,12 @@ class Settings:
     def is_sqlite(self) -> bool:
         """True when the application database is SQLite."""
         return self.database_url.startswith("sqlite")
+
+    def whole_number(self, variable: str, default: int, *, minimum: int = 0) -> int:
+        """A whole-number setting, ``default`` when unset or empty; a ``ConfigurationError``
+        naming ``variable`` when it is not a whole number or is below ``minimum``."""
+        raw = self.environ.get(variable, "")
+        return default if raw == "" else _int(variable, raw, minimum=minimum)
 
     def platform(self, slug: str) -> PlatformSettings:
         """The ``CMIS_<P>_*`` settings of platform ``slug``."""

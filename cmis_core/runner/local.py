@@ -33,16 +33,7 @@ ProgressFor = Callable[[str, str], "Progress | None"]
 
 def run_concurrency(rt: Runtime) -> int:
     """``CMIS_RUN_CONCURRENCY``: integrations worked on at once by one ``cmis run``."""
-    raw = rt.settings.environ.get("CMIS_RUN_CONCURRENCY") or "2"
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        from cmis_core.errors import ConfigurationError
-
-        raise ConfigurationError(f"CMIS_RUN_CONCURRENCY must be a whole number >= 1, got {raw!r}")
-    return value
+    return rt.settings.whole_number("CMIS_RUN_CONCURRENCY", 2, minimum=1)
 
 
 def refresh_horizon(rt: Runtime) -> dt.timedelta:

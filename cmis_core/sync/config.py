@@ -18,19 +18,6 @@ Progress = Callable[[str, int], None]
 """Called after each commit with a stream name and the records just stored for it."""
 
 
-def _positive_int(settings: Settings, name: str, default: int | None) -> int | None:
-    raw = settings.environ.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ConfigurationError(f"{name} must be at least 1, got {raw!r}")
-    return value
-
-
 ROWS_IN_FLIGHT_SQLITE = 500
 ROWS_IN_FLIGHT_POSTGRES = 2000
 
@@ -63,12 +50,13 @@ class SyncConfig:
                 f"CMIS_SYNC_NEW_ACCOUNTS must be enabled or disabled, got {new!r}"
             )
         return cls(
-            concurrency=_positive_int(settings, "CMIS_SYNC_CONCURRENCY", None),
-            max_pages_in_flight=_positive_int(settings, "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 16) or 16,
-            max_rows_in_flight=_positive_int(
-                settings, "CMIS_SYNC_MAX_ROWS_IN_FLIGHT", rows_in_flight_default(settings)
-            )
-            or ROWS_IN_FLIGHT_SQLITE,
-            batch_rows=_positive_int(settings, "CMIS_SYNC_BATCH_ROWS", 5000) or 5000,
+            concurrency=(settings.whole_number("CMIS_SYNC_CONCURRENCY", 0, minimum=1) or None),
+            max_pages_in_flight=settings.whole_number(
+                "CMIS_SYNC_MAX_PAGES_IN_FLIGHT", 16, minimum=1
+            ),
+            max_rows_in_flight=settings.whole_number(
+                "CMIS_SYNC_MAX_ROWS_IN_FLIGHT", rows_in_flight_default(settings), minimum=1
+            ),
+            batch_rows=settings.whole_number("CMIS_SYNC_BATCH_ROWS", 5000, minimum=1),
             new_accounts_enabled=new == "enabled",
         )

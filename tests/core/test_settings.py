@@ -79,3 +79,17 @@ def test_every_setting_is_documented() -> None:
     missing = [s.name for s in CORE_SETTINGS if f"`{s.name}`" not in text]
     missing += [s.name for s in PLATFORM_SETTINGS if f"`CMIS_<P>_{s.name}`" not in text]
     assert missing == []
+
+
+def test_whole_number_settings_default_and_refuse_naming_the_variable() -> None:
+    from cmis_core.errors import ConfigurationError
+    from cmis_core.settings import Settings
+
+    settings = Settings.from_env(
+        {"CMIS_HOME": "/tmp/cmis-x", "CMIS_RUN_CONCURRENCY": "0", "CMIS_SYNC_BATCH_ROWS": "x"}
+    )
+    assert settings.whole_number("CMIS_SYNC_CONCURRENCY", 7, minimum=1) == 7
+    with pytest.raises(ConfigurationError, match="CMIS_RUN_CONCURRENCY must be at least 1"):
+        settings.whole_number("CMIS_RUN_CONCURRENCY", 2, minimum=1)
+    with pytest.raises(ConfigurationError, match="CMIS_SYNC_BATCH_ROWS must be a whole number"):
+        settings.whole_number("CMIS_SYNC_BATCH_ROWS", 5000, minimum=1)
