@@ -108,7 +108,8 @@ async def array_chunks(
         while True:
             key = await text.value()
             if not isinstance(key, str):
-                raise ValueError(f"expected a member name, found {key!r}")
+                # its type only: a body's values may hold tokens (next links)
+                raise ValueError(f"expected a member name, found a {type(key).__name__}")
             await text.expect(":")
             if key == member and await text.peek() == "[":
                 text.at += 1

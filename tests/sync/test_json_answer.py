@@ -116,3 +116,10 @@ async def test_items_before_a_broken_one_are_yielded_first() -> None:
 async def test_the_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="size"):
         await read(b"{}", "results", 0, 10)
+
+
+async def test_a_refusal_never_quotes_the_body() -> None:
+    body = b'{"data": [], {"next": "https://x.example/?access_token=SECRET"}: 1}'
+    with pytest.raises(ValueError, match="found a dict") as refused:
+        await read(body, "data", 10, 7)
+    assert "SECRET" not in str(refused.value)
